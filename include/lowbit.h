@@ -1,0 +1,263 @@
+/*
+ * lowbit.h - public API of lowbit, quantization-aware training for 1-8 bit networks.
+ *
+ * Overview
+ *   A model is a DAG of ONNX-like ops (Conv, Gemm, BatchNormalization, Relu, ...) built
+ *   from a JSON spec. The library trains it on a data set with explicit forward and
+ *   backward passes (no autograd), saves safetensors checkpoints and evaluates them.
+ *   Quantizers attach to a layer's weight and to a layer's output (see lb_quant_* in
+ *   later releases); this release trains float models.
+ *
+ * Errors
+ *   Every function that can fail returns an lb_status. On failure lb_last_error()
+ *   returns a message (thread-local, valid until the next failing call on the same
+ *   thread) that names the file, field or flag at fault. The library never exits,
+ *   aborts or prints on bad input; printing is the caller's business.
+ *
+ * Ownership
+ *   Objects returned through an `out` pointer belong to the caller and are released
+ *   with the matching _destroy/_free function. Pointers passed in are borrowed for the
+ *   duration of the call unless the function's comment says otherwise.
+ *
+ * Threads
+ *   lb_set_threads() sets the OpenMP and OpenBLAS thread count. Results are
+ *   bit-identical for the same seed and thread count.
+ *
+ * Example: train fmnist-cnn for one epoch and evaluate it
+ *
+ *   lb_model *m; lb_dataset *train, *test;
+ *   if (lb_model_create(&m, "models/fmnist-cnn.json") != LB_OK ||
+ *       lb_dataset_load(&train, "fashion-mnist", LB_SPLIT_TRAIN) != LB_OK ||
+ *       lb_dataset_load(&test, "fashion-mnist", LB_SPLIT_TEST) != LB_OK) {
+ *       fprintf(stderr, "%s\n", lb_last_error()); return 1;
+ *   }
+ *   lb_train_config cfg; lb_train_config_default(&cfg);
+ *   cfg.epochs = 1; cfg.out_path = "cnn.safetensors";
+ *   if (lb_train(m, train, test, &cfg, NULL, NULL) != LB_OK) { ... }
+ *   lb_eval_result r;
+ *   lb_eval(m, test, 256, &r);
+ *   printf("accuracy %.4f\n", r.accuracy);
+ *   lb_dataset_free(train); lb_dataset_free(test); lb_model_destroy(m);
+ */
+#ifndef LOWBIT_H
+#define LOWBIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum lb_status {
+    LB_OK = 0,
+    LB_ERR_INVALID = 1,  /* bad argument, flag, spec or configuration */
+    LB_ERR_IO = 2,       /* an input file could not be opened or read */
+    LB_ERR_FORMAT = 3,   /* an input file is malformed (bad magic, size, JSON, ...) */
+    LB_ERR_NOMEM = 4,    /* allocation failed */
+    LB_ERR_WRITE = 5,    /* an output file could not be written */
+    LB_ERR_RUNTIME = 6,  /* numerical failure during training (e.g. loss became NaN) */
+} lb_status;
+
+/* Message of the last failure on this thread; never NULL. */
+const char *lb_last_error(void);
+/* Short name of a status ("invalid", "io", ...). */
+const char *lb_status_name(lb_status s);
+/* True for statuses caused by the caller's input (exit status 2 in the CLI). */
+int lb_status_is_input_error(lb_status s);
+
+const char *lb_version(void);
+
+/* Threads used by OpenMP loops and OpenBLAS; n <= 0 keeps the current setting. */
+void lb_set_threads(int n);
+int lb_get_threads(void);
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct lb_model lb_model;
+
+/* Build a model from a JSON spec file. `path` is a file path; the CLI resolves zoo
+ * names to paths. The model's parameters are initialised from seed 0 (Kaiming-uniform
+ * as PyTorch's defaults); call lb_model_init_params to re-seed. */
+lb_status lb_model_create(lb_model **out, const char *path);
+/* Same from a JSON string; `source` names it in error messages. */
+lb_status lb_model_create_from_json(lb_model **out, const char *json, size_t len, const char *source);
+void lb_model_destroy(lb_model *m);
+
+/* Re-initialise every parameter (and running statistic) from `seed`. */
+void lb_model_init_params(lb_model *m, uint64_t seed);
+
+/* Per-sample input shape (channels, height, width) and number of outputs. */
+void lb_model_input_shape(const lb_model *m, int *c, int *h, int *w);
+int lb_model_num_outputs(const lb_model *m);
+const char *lb_model_name(const lb_model *m);
+/* The JSON spec the model was built from (owned by the model). */
+const char *lb_model_spec_json(const lb_model *m);
+
+typedef struct lb_layer_info {
+    const char *name;        /* layer name from the spec (owned by the model) */
+    const char *op;          /* ONNX op name ("Conv", "Gemm", ...) */
+    int out_c, out_h, out_w; /* per-sample output shape; h = w = 1 for vectors */
+    int64_t params;          /* trainable parameters */
+    int64_t macs;            /* multiply-accumulates per sample in the forward pass */
+} lb_layer_info;
+
+int lb_model_num_layers(const lb_model *m);
+void lb_model_layer_info(const lb_model *m, int i, lb_layer_info *info);
+int64_t lb_model_num_params(const lb_model *m);
+
+/* Parameter tensors, in a fixed order (the checkpoint order). Names are "layer.param"
+ * (conv1.weight, bn1.running_mean, ...). Data is float32, PyTorch layout (Conv weight
+ * OIHW, Gemm weight [out, in]). Pointers stay valid until the model is destroyed.
+ * `trainable` is 0 for buffers such as running statistics. */
+typedef struct lb_param_info {
+    const char *name;
+    float *data;
+    int ndim;
+    int64_t shape[4];
+    int64_t size;
+    int trainable;
+} lb_param_info;
+int lb_model_num_tensors(const lb_model *m);
+void lb_model_tensor(const lb_model *m, int i, lb_param_info *info);
+
+/* Forward pass on `n` samples, x in NCHW float32 (n*c*h*w values). Writes n*outputs
+ * logits to `logits`. `training` selects batch statistics and dropout. Runs in
+ * internally-owned buffers sized for the largest n seen (grown, never per call). */
+lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, float *logits);
+
+/* ---------------------------------------------------------------- data */
+
+typedef enum lb_split { LB_SPLIT_TRAIN = 0, LB_SPLIT_TEST = 1 } lb_split;
+
+/* An image classification data set held in memory, normalised float32. */
+typedef struct lb_dataset {
+    int64_t n;           /* samples */
+    int c, h, w;         /* per-sample shape */
+    int num_classes;     /* max label + 1, at least 2 */
+    float *x;            /* n*c*h*w values, NCHW (owned) */
+    int32_t *y;          /* n labels in [0, num_classes) (owned) */
+    char *source;        /* where it came from, for messages (owned) */
+} lb_dataset;
+
+/* Load a data set split. `spec` is one of
+ *   "fashion-mnist"          the Debian package's files (/usr/share/datasets/fashion-mnist)
+ *   DIR                      a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+ *   IMAGES,LABELS            an explicit IDX pair (used whatever the split)
+ * Images are scaled by 1/255; Fashion-MNIST (and any 1-channel IDX data) is then
+ * normalised with mean 0.286 and std 0.353 (DESIGN.md section 4). */
+lb_status lb_dataset_load(lb_dataset **out, const char *spec, lb_split split);
+/* Keep the first n samples (n <= 0 or n >= size: no change). */
+void lb_dataset_truncate(lb_dataset *d, int64_t n);
+void lb_dataset_free(lb_dataset *d);
+
+/* Raw IDX file reading (gzip or plain), big-endian per the IDX spec. On success
+ * *data (owned by the caller, free()) holds the elements of type `*dtype` (0x08 u8,
+ * 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64) converted to host order, and
+ * dims[0..*ndim) the shape (ndim <= 4). */
+lb_status lb_idx_read(const char *path, void **data, int *dtype, int *ndim, int64_t dims[4]);
+/* The same from a memory buffer (already decompressed); used by the fuzz target. */
+lb_status lb_idx_parse(const uint8_t *buf, size_t len, const char *source, void **data, int *dtype,
+                       int *ndim, int64_t dims[4]);
+
+/* .npy (version 1.0/2.0, little-endian, C order). dtype is one of "f4", "u1", "i4", "i8". */
+typedef struct lb_npy {
+    char dtype[3];
+    int ndim;
+    int64_t shape[8];
+    int64_t size;        /* number of elements */
+    void *data;          /* owned */
+} lb_npy;
+lb_status lb_npy_read(const char *path, lb_npy *out);
+lb_status lb_npy_parse(const uint8_t *buf, size_t len, const char *source, lb_npy *out);
+/* Write atomically (temporary file, then rename). */
+lb_status lb_npy_write(const char *path, const char *dtype, int ndim, const int64_t *shape, const void *data);
+void lb_npy_free(lb_npy *a);
+
+/* ---------------------------------------------------------------- training */
+
+typedef enum lb_optimizer { LB_OPT_SGD = 0, LB_OPT_ADAM = 1, LB_OPT_ADAMW = 2 } lb_optimizer;
+typedef enum lb_schedule { LB_SCHED_CONST = 0, LB_SCHED_COSINE = 1, LB_SCHED_STEP = 2 } lb_schedule;
+typedef enum lb_augment { LB_AUG_NONE = 0, LB_AUG_CROP = 1 } lb_augment;
+
+typedef struct lb_train_config {
+    int epochs;              /* default 10 */
+    int batch;               /* default 128 */
+    float lr;                /* peak learning rate, default 0.05 */
+    lb_optimizer opt;        /* default SGD */
+    float momentum;          /* SGD momentum, default 0.9 */
+    int nesterov;            /* default 0 */
+    float weight_decay;      /* default 5e-4 (L2 for SGD/Adam, decoupled for AdamW) */
+    float beta1, beta2, eps; /* Adam, defaults 0.9, 0.999, 1e-8 */
+    lb_schedule sched;       /* default cosine, per step */
+    float warmup_epochs;     /* linear warm-up from 0, default 0 */
+    float step_gamma;        /* LB_SCHED_STEP: factor at each milestone, default 0.1 */
+    float step_every;        /* LB_SCHED_STEP: epochs between milestones, default 30 */
+    float grad_clip;         /* global gradient-norm clip, 0 = off */
+    lb_augment augment;      /* default none */
+    int crop_pad;            /* random-crop padding, default 2 */
+    uint64_t seed;           /* default 0 */
+    int threads;             /* <= 0: keep current */
+    const char *out_path;    /* checkpoint path (required); written at each epoch end */
+    const char *init_path;   /* load parameters from this checkpoint first (optional) */
+    int resume;              /* continue from out_path's state: weights, optimizer, step */
+    int64_t max_steps;       /* stop after this many steps in total (0: no limit) */
+    int eval_every_epoch;    /* evaluate on the test set after each epoch, default 1 */
+    int eval_batch;          /* default 500 */
+} lb_train_config;
+
+void lb_train_config_default(lb_train_config *c);
+
+/* Progress reported to the caller's callback. */
+typedef struct lb_train_progress {
+    int kind;                /* 0: training step, 1: end of epoch (test metrics valid) */
+    int epoch;               /* 0-based epoch of the step */
+    int64_t step;            /* steps done in total */
+    int64_t steps_per_epoch;
+    int64_t total_steps;
+    float loss;              /* mean training loss since the last report */
+    float train_acc;         /* training accuracy since the last report */
+    float lr;
+    double img_per_s;        /* training throughput since the last report */
+    double test_acc, test_loss; /* kind 1 with evaluation, else -1 */
+    double elapsed_s;
+} lb_train_progress;
+/* Called every few steps and at each epoch end; return non-zero to stop early
+ * (the checkpoint is still written). */
+typedef int (*lb_progress_fn)(const lb_train_progress *p, void *user);
+
+lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
+                   const lb_train_config *cfg, lb_progress_fn cb, void *user);
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct lb_eval_result {
+    double accuracy;
+    double loss;             /* mean softmax cross-entropy */
+    int64_t samples;
+    double seconds;
+} lb_eval_result;
+
+lb_status lb_eval(lb_model *m, const lb_dataset *d, int batch, lb_eval_result *r);
+
+/* ---------------------------------------------------------------- checkpoints */
+
+/* Training state saved beside the parameters (in __metadata__). */
+typedef struct lb_ckpt_state {
+    int64_t step;            /* optimizer steps done */
+    int epoch;               /* completed epochs */
+    uint64_t seed;
+} lb_ckpt_state;
+
+/* Save the model's tensors (and nothing else) to a safetensors file, atomically. */
+lb_status lb_checkpoint_save(const lb_model *m, const char *path);
+/* Load parameters by name; every model tensor must be present with the same shape.
+ * Extra tensors (optimizer state) are ignored. `state` may be NULL. */
+lb_status lb_checkpoint_load(lb_model *m, const char *path, lb_ckpt_state *state);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOWBIT_H */

@@ -16,9 +16,11 @@ lb_status lb_fail(lb_status s, const char *fmt, ...) {
 }
 
 void lb_error_prefix(const char *prefix) {
-    char tmp[sizeof lb_errbuf];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, lb_errbuf);
-    memcpy(lb_errbuf, tmp, sizeof tmp);
+    /* build in a larger buffer, then truncate explicitly: a long message loses its tail */
+    char tmp[2 * sizeof lb_errbuf + 8];
+    snprintf(tmp, sizeof tmp, "%.1000s: %s", prefix, lb_errbuf);
+    memcpy(lb_errbuf, tmp, sizeof lb_errbuf - 1);
+    lb_errbuf[sizeof lb_errbuf - 1] = 0;
 }
 
 const char *lb_last_error(void) { return lb_errbuf; }

@@ -1,0 +1,211 @@
+/* Graph execution: buffer planning, forward and backward over the nodes in order. */
+#include "graph/graph.h"
+
+#include <string.h>
+
+static lb_conv_shape conv_shape(const lb_model *m, const lb_node *n, int B) {
+    int ic = n->in[0] < 0 ? m->in_c : m->nodes[n->in[0]].c;
+    int ih = n->in[0] < 0 ? m->in_h : m->nodes[n->in[0]].h;
+    int iw = n->in[0] < 0 ? m->in_w : m->nodes[n->in[0]].w;
+    return (lb_conv_shape){B, ih, iw, ic, n->h, n->w, n->c, n->kh, n->kw, n->sh, n->sw, n->ph, n->pw, n->group};
+}
+
+static lb_pool_shape pool_shape(const lb_model *m, const lb_node *n, int B) {
+    const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
+    return (lb_pool_shape){B, p ? p->h : m->in_h, p ? p->w : m->in_w, n->c, n->h, n->w, n->kh, n->kw,
+                           n->sh, n->sw, n->ph, n->pw, n->count_include_pad};
+}
+
+/* Two passes: the first (base == NULL) only adds up sizes, the second carves. */
+static size_t plan(lb_model *m, char *base, int B, int training) {
+    size_t off = 0;
+#define CARVE(ptr, type, count) do {                            \
+        size_t _n = (size_t)(count) * sizeof(type);                 \
+        if (base) (ptr) = (type *)(void *)(base + off);             \
+        off += (_n + LB_ALIGN - 1) / LB_ALIGN * LB_ALIGN;           \
+    } while (0)
+    CARVE(m->x, float, (int64_t)B * m->in_size);
+    int64_t dcol = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        lb_node *n = &m->nodes[i];
+        int64_t sz = (int64_t)B * n->out_size;
+        n->dout = NULL; n->save = NULL; n->invstd = NULL; n->argmax = NULL; n->dwk = NULL; n->wk = NULL;
+        CARVE(n->out, float, sz);
+        if (training) CARVE(n->dout, float, sz);
+        switch (n->op) {
+        case LB_OP_CONV: {
+            lb_conv_shape s = conv_shape(m, n, B);
+            int64_t col = lb_conv2d_col_size(&s);
+            CARVE(n->save, float, col);
+            CARVE(n->wk, float, m->tensors[n->p0].size);
+            if (training) {
+                CARVE(n->dwk, float, m->tensors[n->p0].size);
+                dcol = LB_MAX(dcol, col);
+            }
+            break;
+        }
+        case LB_OP_BN:
+            if (training) { CARVE(n->save, float, sz); CARVE(n->invstd, float, n->c); }
+            break;
+        case LB_OP_MAXPOOL: CARVE(n->argmax, int32_t, sz); break;
+        case LB_OP_DROPOUT: if (training) CARVE(n->save, float, sz); break;
+        default: break;
+        }
+    }
+    m->dcol = NULL;
+    if (training) CARVE(m->dcol, float, dcol);
+#undef CARVE
+    return off;
+}
+
+lb_status lb_graph_reserve(lb_model *m, int batch, int training) {
+    if (batch < 1) return lb_fail(LB_ERR_INVALID, "batch size must be positive");
+    if (m->act_block && batch <= m->cap && (!training || m->cap_train)) return LB_OK;
+    /* keep training buffers once planned, so alternating train/eval does not re-plan */
+    training = training || m->cap_train;
+    batch = LB_MAX(batch, m->cap);
+    size_t need = plan(m, NULL, batch, training);
+    lb_free(m->act_block);
+    m->act_block = lb_alloc(need);
+    if (!m->act_block) {
+        m->cap = m->cap_train = 0;
+        return lb_fail(LB_ERR_NOMEM, "cannot allocate %.1f MB of activations for batch %d", need / 1e6, batch);
+    }
+    plan(m, m->act_block, batch, training);
+    m->cap = batch;
+    m->cap_train = training;
+    return LB_OK;
+}
+
+void lb_graph_set_input(lb_model *m, const float *x, int B) {
+    if (m->in_h * m->in_w == 1 || m->in_c == 1) memcpy(m->x, x, sizeof(float) * (size_t)B * m->in_size);
+    else lb_nchw_to_nhwc(m->x, x, B, m->in_h, m->in_w, m->in_c, 0);
+}
+
+static float *in_ptr(lb_model *m, const lb_node *n, int k) { return n->in[k] < 0 ? m->x : m->nodes[n->in[k]].out; }
+static float *din_ptr(lb_model *m, const lb_node *n, int k) { return n->need_din[k] ? m->nodes[n->in[k]].dout : NULL; }
+static float *bias_of(lb_model *m, const lb_node *n) { return n->has_bias ? m->params + m->tensors[n->p0 + 1].offset : NULL; }
+
+void lb_graph_forward(lb_model *m, int B, int training) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        lb_node *n = &m->nodes[i];
+        const float *x = in_ptr(m, n, 0);
+        int64_t sz = (int64_t)B * n->out_size;
+        switch (n->op) {
+        case LB_OP_CONV: {
+            lb_conv_shape s = conv_shape(m, n, B);
+            lb_conv2d_weight_pack(n->wk, n->weff, &s);
+            lb_conv2d_forward(n->out, n->save, x, n->wk, bias_of(m, n), &s);
+            break;
+        }
+        case LB_OP_GEMM: {
+            int K = n->in[0] < 0 ? (int)m->in_size : (int)m->nodes[n->in[0]].out_size;
+            lb_linear_forward(n->out, x, n->weff, bias_of(m, n), B, K, n->c);
+            break;
+        }
+        case LB_OP_BN: {
+            float *p = m->params;
+            const lb_tensor_entry *t = &m->tensors[n->p0];
+            lb_batchnorm_forward(n->out, n->save, n->invstd, x, p + t[0].offset, p + t[1].offset, p + t[2].offset,
+                                 p + t[3].offset, sz / n->c, n->c, n->eps, n->momentum, training);
+            break;
+        }
+        case LB_OP_RELU: lb_relu_forward(n->out, x, sz); break;
+        case LB_OP_CLIP: lb_clip_forward(n->out, x, sz, n->lo, n->hi); break;
+        case LB_OP_MAXPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_maxpool_forward(n->out, n->argmax, x, &s); break; }
+        case LB_OP_AVGPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_avgpool_forward(n->out, x, &s); break; }
+        case LB_OP_GAP: {
+            const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
+            lb_gap_forward(n->out, x, B, p ? p->h * p->w : m->in_h * m->in_w, n->c);
+            break;
+        }
+        case LB_OP_ADD: lb_add_forward(n->out, x, in_ptr(m, n, 1), sz); break;
+        case LB_OP_FLATTEN: {
+            const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
+            if (!p) lb_nhwc_to_nchw(n->out, x, B, m->in_h, m->in_w, m->in_c); /* m->x is NHWC */
+            else lb_nhwc_to_nchw(n->out, x, B, p->h, p->w, p->c);
+            break;
+        }
+        case LB_OP_DROPOUT:
+            if (training && n->p > 0)
+                lb_dropout_forward(n->out, n->save, x, sz, n->p, m->dropout_key, ((uint64_t)m->step << 16) | (uint64_t)i);
+            else
+                memcpy(n->out, x, sizeof(float) * (size_t)sz);
+            break;
+        case LB_OP_COUNT: break;
+        }
+    }
+}
+
+void lb_graph_backward(lb_model *m, int B) {
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        lb_node *n = &m->nodes[i];
+        const float *x = in_ptr(m, n, 0);
+        float *dx = din_ptr(m, n, 0);
+        int acc = n->acc[0];
+        int64_t sz = (int64_t)B * n->out_size;
+        switch (n->op) {
+        case LB_OP_CONV: {
+            lb_conv_shape s = conv_shape(m, n, B);
+            float *db = n->has_bias ? m->grads + m->tensors[n->p0 + 1].offset : NULL;
+            lb_conv2d_backward(dx, n->dwk, db, m->dcol, n->dout, n->save, x, n->wk, &s, acc);
+            lb_conv2d_weight_unpack(n->dweff, n->dwk, &s);
+            break;
+        }
+        case LB_OP_GEMM: {
+            int K = n->in[0] < 0 ? (int)m->in_size : (int)m->nodes[n->in[0]].out_size;
+            float *db = n->has_bias ? m->grads + m->tensors[n->p0 + 1].offset : NULL;
+            lb_linear_backward(dx, n->dweff, db, n->dout, x, n->weff, B, K, n->c, acc);
+            break;
+        }
+        case LB_OP_BN: {
+            const lb_tensor_entry *t = &m->tensors[n->p0];
+            lb_batchnorm_backward(dx, m->grads + t[0].offset, m->grads + t[1].offset, n->dout, n->save, n->invstd,
+                                  m->params + t[0].offset, sz / n->c, n->c, acc);
+            break;
+        }
+        case LB_OP_RELU: if (dx) lb_relu_backward(dx, n->dout, n->out, sz, acc); break;
+        case LB_OP_CLIP: if (dx) lb_clip_backward(dx, n->dout, x, sz, n->lo, n->hi, acc); break;
+        case LB_OP_MAXPOOL:
+            if (dx) { lb_pool_shape s = pool_shape(m, n, B); lb_maxpool_backward(dx, n->dout, n->argmax, &s, acc); }
+            break;
+        case LB_OP_AVGPOOL:
+            if (dx) { lb_pool_shape s = pool_shape(m, n, B); lb_avgpool_backward(dx, n->dout, &s, acc); }
+            break;
+        case LB_OP_GAP:
+            if (dx) {
+                const lb_node *p = &m->nodes[n->in[0]];
+                lb_gap_backward(dx, n->dout, B, p->h * p->w, n->c, acc);
+            }
+            break;
+        case LB_OP_ADD:
+            if (dx) lb_pass_backward(dx, n->dout, sz, acc);
+            if (n->need_din[1]) lb_pass_backward(m->nodes[n->in[1]].dout, n->dout, sz, n->acc[1]);
+            break;
+        case LB_OP_FLATTEN:
+            if (dx) { const lb_node *p = &m->nodes[n->in[0]]; lb_nchw_to_nhwc(dx, n->dout, B, p->h, p->w, p->c, acc); }
+            break;
+        case LB_OP_DROPOUT:
+            if (!dx) break;
+            if (n->p > 0) lb_mul_backward(dx, n->dout, n->save, sz, acc);
+            else lb_pass_backward(dx, n->dout, sz, acc);
+            break;
+        case LB_OP_COUNT: break;
+        }
+    }
+}
+
+lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, float *logits) {
+    if (n < 1) return lb_fail(LB_ERR_INVALID, "lb_model_forward: n must be positive");
+    int chunk = LB_MAX(m->cap, LB_MIN(n, 256));
+    lb_status s = lb_graph_reserve(m, chunk, training);
+    if (s) return s;
+    int K = lb_model_num_outputs(m);
+    for (int off = 0; off < n; off += m->cap) {
+        int B = LB_MIN(m->cap, n - off);
+        lb_graph_set_input(m, x + (int64_t)off * m->in_size, B);
+        lb_graph_forward(m, B, training);
+        memcpy(logits + (int64_t)off * K, lb_graph_output(m)->out, sizeof(float) * (size_t)B * K);
+    }
+    return LB_OK;
+}

@@ -1,0 +1,84 @@
+/* graph.h - the model: a DAG of nodes in topological (spec) order. */
+#ifndef LB_GRAPH_H
+#define LB_GRAPH_H
+
+#include "lb_internal.h"
+#include "ops/ops.h"
+
+typedef enum lb_op {
+    LB_OP_CONV, LB_OP_GEMM, LB_OP_BN, LB_OP_RELU, LB_OP_CLIP, LB_OP_MAXPOOL, LB_OP_AVGPOOL,
+    LB_OP_GAP, LB_OP_ADD, LB_OP_FLATTEN, LB_OP_DROPOUT, LB_OP_COUNT
+} lb_op;
+
+extern const char *const lb_op_names[LB_OP_COUNT];
+
+/* One named tensor of the model (parameter or buffer), living in m->params. */
+typedef struct lb_tensor_entry {
+    char *name;              /* "conv1.weight" */
+    int ndim;
+    int64_t shape[4];
+    int64_t size, offset;    /* elements; offset into m->params / m->grads */
+    int trainable;
+    int decay;               /* weight decay applies (all trainable tensors, as torch.optim does) */
+} lb_tensor_entry;
+
+typedef struct lb_node {
+    lb_op op;
+    char *name;
+    int nin;
+    int in[2];               /* producer node index, -1 = graph input */
+    int c, h, w;             /* per-sample output shape */
+    int64_t out_size;        /* c*h*w */
+    int64_t macs;
+    int p0, np;              /* its tensors: m->tensors[p0 .. p0+np) */
+    /* attributes */
+    int kh, kw, sh, sw, ph, pw, group, has_bias, count_include_pad;
+    float eps, momentum, lo, hi, p;
+    /* backward plan */
+    int acc[2];              /* accumulate into input i's gradient (another consumer wrote first) */
+    int need_din[2];         /* input i needs a gradient (not the graph input) */
+    /* buffers, sized for m->cap samples */
+    float *out, *dout;
+    float *save;             /* conv: im2col; bn: xhat; dropout: mask */
+    float *invstd;           /* bn */
+    int32_t *argmax;         /* maxpool */
+    float *wk, *dwk;         /* conv: weight as O,KH,KW,I/G and its gradient */
+    /* Quantizer hook: the op reads its weight from `weff` and writes the weight gradient
+     * to `dweff`. Without a quantizer they alias the parameter and its gradient; a weight
+     * quantizer points them at its own buffers, fills weff (fake-quantized) before the
+     * forward and maps dweff back onto the parameter's gradient after the backward. An
+     * activation quantizer wraps `out`/`dout` the same way. */
+    float *weff, *dweff;
+} lb_node;
+
+struct lb_model {
+    char *name, *spec_json, *source;
+    int in_c, in_h, in_w;
+    int64_t in_size;
+    lb_node *nodes;
+    int n_nodes;
+    lb_tensor_entry *tensors;
+    int n_tensors;
+    int64_t n_params;        /* elements in the params block (trainable and buffers) */
+    float *params, *grads;   /* one block each, tensors at their offsets */
+    /* activation buffers: one block, planned by lb_graph_reserve */
+    int cap, cap_train;
+    void *act_block;
+    float *x;                /* input in NHWC */
+    float *dcol;             /* shared conv backward scratch */
+    uint64_t dropout_key;
+    int64_t step;            /* keys dropout masks */
+};
+
+/* Size buffers for `batch` samples (training adds gradients and saved tensors). */
+lb_status lb_graph_reserve(lb_model *m, int batch, int training);
+/* Forward on the first B samples already in m->x. Output in the last node's `out`. */
+void lb_graph_forward(lb_model *m, int B, int training);
+/* Backward from the last node's `dout`; parameter gradients overwritten. */
+void lb_graph_backward(lb_model *m, int B);
+/* Copy B samples from NCHW to m->x (NHWC). */
+void lb_graph_set_input(lb_model *m, const float *x_nchw, int B);
+static inline lb_node *lb_graph_output(lb_model *m) { return &m->nodes[m->n_nodes - 1]; }
+int lb_model_find_tensor(const lb_model *m, const char *name);
+
+#endif

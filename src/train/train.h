@@ -1,0 +1,39 @@
+/* train.h - optimizer state and checkpoint internals. */
+#ifndef LB_TRAIN_H
+#define LB_TRAIN_H
+
+#include "graph/graph.h"
+
+/* Optimizer state: buffers laid out like m->params (same offsets). SGD uses m1 as the
+ * momentum buffer; Adam uses m1, m2 as first and second moments. */
+typedef struct lb_optim {
+    lb_optimizer kind;
+    float momentum, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    float *m1, *m2;
+    int64_t n;
+} lb_optim;
+
+lb_status lb_optim_init(lb_optim *o, const lb_model *m, const lb_train_config *c);
+void lb_optim_free(lb_optim *o);
+/* One update of every trainable tensor; `t` is the 1-based step (Adam's bias correction). */
+void lb_optim_step(lb_optim *o, lb_model *m, float lr, int64_t t);
+/* Learning rate at 0-based `step` of `total` (steps_per_epoch for the step schedule). */
+float lb_schedule_lr(const lb_train_config *c, int64_t step, int64_t total, int64_t steps_per_epoch);
+/* Scale gradients so their global L2 norm is at most max_norm; returns the norm before. */
+double lb_clip_grad_norm(lb_model *m, float max_norm);
+
+/* Checkpoint with training state: model tensors, optimizer buffers under "opt.<name>.m1"
+ * (and ".m2"), and metadata (spec, epoch, step, seed, configuration). */
+typedef struct lb_ckpt_meta {
+    int64_t step, batch, steps_per_epoch;
+    int epoch;
+    uint64_t seed;
+    const char *config_json;     /* the training configuration, for the record */
+} lb_ckpt_meta;
+lb_status lb_ckpt_write(const lb_model *m, const lb_optim *o, const lb_ckpt_meta *meta, const char *path);
+/* Load tensors; when `o` is non-NULL also the optimizer state (must be present). Reads
+ * step/epoch/seed/batch/steps_per_epoch into meta when non-NULL. */
+lb_status lb_ckpt_read(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const char *path);
+
+#endif

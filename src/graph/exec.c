@@ -1,6 +1,7 @@
 /* Graph execution: buffer planning, forward and backward over the nodes in order. */
 #include "graph/graph.h"
 
+#include <omp.h>
 #include <string.h>
 
 static lb_conv_shape conv_shape(const lb_model *m, const lb_node *n, int B) {
@@ -89,6 +90,7 @@ static float *bias_of(lb_model *m, const lb_node *n) { return n->has_bias ? m->p
 void lb_graph_forward(lb_model *m, int B, int training) {
     for (int i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
+        double t0 = m->prof ? omp_get_wtime() : 0;
         const float *x = in_ptr(m, n, 0);
         int64_t sz = (int64_t)B * n->out_size;
         switch (n->op) {
@@ -134,6 +136,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             break;
         case LB_OP_COUNT: break;
         }
+        if (m->prof) m->prof[i] += omp_get_wtime() - t0;
     }
 }
 
@@ -143,6 +146,7 @@ void lb_graph_backward(lb_model *m, int B) {
         const float *x = in_ptr(m, n, 0);
         float *dx = din_ptr(m, n, 0);
         int acc = n->acc[0];
+        double t0 = m->prof ? omp_get_wtime() : 0;
         int64_t sz = (int64_t)B * n->out_size;
         switch (n->op) {
         case LB_OP_CONV: {
@@ -192,6 +196,7 @@ void lb_graph_backward(lb_model *m, int B) {
             break;
         case LB_OP_COUNT: break;
         }
+        if (m->prof) m->prof[m->n_nodes + i] += omp_get_wtime() - t0;
     }
 }
 

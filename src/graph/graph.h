@@ -66,6 +66,7 @@ struct lb_model {
     void *act_block;
     float *x;                /* input in NHWC */
     float *dcol;             /* shared conv backward scratch */
+    double *prof;            /* when non-NULL: seconds per node, forward [0, n) and backward [n, 2n) */
     uint64_t dropout_key;
     int64_t step;            /* keys dropout masks */
 };

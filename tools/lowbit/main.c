@@ -1,0 +1,36 @@
+/* lowbit: command-line entry point. One file per subcommand. */
+#include "cli.h"
+
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lowbit <command> [options]\n\n"
+            "commands:\n"
+            "  train    train a model (float; quantization-aware methods arrive with later releases)\n"
+            "  eval     evaluate a checkpoint on a data set\n"
+            "  info     print a model's layers, shapes, parameters and MACs\n\n"
+            "'lowbit <command> --help' describes each command; docs/cli.md has the details.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(c, "--version")) {
+        printf("lowbit %s\n", lb_version());
+        return EXIT_OK;
+    }
+    if (!strcmp(c, "train")) return cmd_train(argc, argv);
+    if (!strcmp(c, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(c, "info")) return cmd_info(argc, argv);
+    fprintf(stderr, "lowbit: error: unknown command '%s'\n", c);
+    usage(stderr);
+    return EXIT_USAGE;
+}

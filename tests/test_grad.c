@@ -20,12 +20,40 @@ static double mean_loss(lb_model *m, const float *x, const int32_t *y, int B) {
     return lb_softmax_xent(NULL, NULL, o->out, y, B, o->c) / B;
 }
 
-static void check_graph(const char *label, const char *spec, int B, int kinks) {
+/* Gradients of `spec` on fixed data, as a malloc'd copy of the gradient block. */
+static float *grads_of(const char *spec, int B, int64_t *n) {
+    lb_model *m;
+    if (lb_model_create_from_json(&m, spec, strlen(spec), "grads_of") || lb_graph_reserve(m, B, 1)) return NULL;
+    lb_model_init_params(m, 7);
+    float *x = malloc(sizeof(float) * (size_t)(B * m->in_size));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)B);
+    lb_rng_uniform(x, B * m->in_size, -1.0f, 1.0f, 3, 0);
+    for (int b = 0; b < B; b++) y[b] = b % lb_model_num_outputs(m);
+    lb_graph_set_input(m, x, B);
+    lb_graph_forward(m, B, 1);
+    lb_node *o = lb_graph_output(m);
+    lb_softmax_xent(o->dout, NULL, o->out, y, B, o->c);
+    lb_graph_backward(m, B);
+    float *g = malloc(sizeof(float) * (size_t)m->n_params);
+    memcpy(g, m->grads, sizeof(float) * (size_t)m->n_params);
+    *n = m->n_params;
+    free(x); free(y);
+    lb_model_destroy(m);
+    return g;
+}
+
+static void check_graph_eps(const char *label, const char *spec, int B, int kinks, float eps);
+static void check_graph(const char *label, const char *spec, int B, int kinks) { check_graph_eps(label, spec, B, kinks, 2e-3f); }
+
+static void check_graph_eps(const char *label, const char *spec, int B, int kinks, float eps) {
     lb_model *m;
     lb_status s = lb_model_create_from_json(&m, spec, strlen(spec), label);
     CHECK_MSG(s == LB_OK, "%s: %s", label, lb_last_error());
     if (s) return;
     lb_model_init_params(m, 7);
+    int fused = 0;
+    for (int i = 0; i < m->n_nodes; i++) fused += m->nodes[i].fused;
+    if (strstr(label, "fused")) CHECK_MSG(fused == 2, "%s: expected 2 fused Relu nodes, got %d", label, fused);
     /* BN weights away from 1 and biases away from 0 so their gradients are generic */
     for (int t = 0; t < m->n_tensors; t++)
         if (strstr(m->tensors[t].name, "bn") && m->tensors[t].trainable)
@@ -48,7 +76,6 @@ static void check_graph(const char *label, const char *spec, int B, int kinks) {
     float *g = malloc(sizeof(float) * (size_t)m->n_params);
     memcpy(g, m->grads, sizeof(float) * (size_t)m->n_params);
 
-    const float eps = 2e-3f;
     int checked = 0, bad = 0;
     for (int t = 0; t < m->n_tensors; t++) {
         const lb_tensor_entry *te = &m->tensors[t];
@@ -93,6 +120,38 @@ int main(void) {
         "{\"name\": \"c2\", \"op\": \"Conv\", \"out\": 4, \"kernel\": 1},"
         "{\"name\": \"gap\", \"op\": \"GlobalAveragePool\"},"
         "{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 3}]}", 4, 0);
+    /* BatchNorm followed by its only consumer Relu: the fused path. Every c1 weight moves
+     * every normalised value, so Relu kinks are crossed often: a smaller step here, and
+     * the fused gradients are also compared with the unfused reference path (LOWBIT_REF=1),
+     * which the other graphs check by finite differences: |a - b| <= 1e-6 + 1e-5|b|. */
+    const char *bnrelu =
+        "{\"input\": [3, 6, 6], \"layers\": ["
+        "{\"name\": \"c1\", \"op\": \"Conv\", \"out\": 5, \"kernel\": 3, \"pad\": 1, \"bias\": false},"
+        "{\"name\": \"bn1\", \"op\": \"BatchNormalization\"},"
+        "{\"name\": \"r1\", \"op\": \"Relu\"},"
+        "{\"name\": \"c2\", \"op\": \"Conv\", \"out\": 4, \"kernel\": 3, \"bias\": false},"
+        "{\"name\": \"bn2\", \"op\": \"BatchNormalization\"},"
+        "{\"name\": \"r2\", \"op\": \"Relu\"},"
+        "{\"name\": \"f\", \"op\": \"Flatten\"},"
+        "{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 4}]}";
+    int64_t n1, n2;
+    float *gf = grads_of(bnrelu, 4, &n1);
+    setenv("LOWBIT_REF", "1", 1);
+    float *gr = grads_of(bnrelu, 4, &n2);
+    unsetenv("LOWBIT_REF");
+    CHECK(gf && gr && n1 == n2);
+    for (int64_t i = 0; gf && gr && n1 == n2 && i < n1; i++) CHECK_CLOSE(gf[i], gr[i], 1e-6, 1e-5);
+    free(gf); free(gr);
+    check_graph_eps("bn_relu_fused",
+        "{\"input\": [3, 6, 6], \"layers\": ["
+        "{\"name\": \"c1\", \"op\": \"Conv\", \"out\": 5, \"kernel\": 3, \"pad\": 1, \"bias\": false},"
+        "{\"name\": \"bn1\", \"op\": \"BatchNormalization\"},"
+        "{\"name\": \"r1\", \"op\": \"Relu\"},"
+        "{\"name\": \"c2\", \"op\": \"Conv\", \"out\": 4, \"kernel\": 3, \"bias\": false},"
+        "{\"name\": \"bn2\", \"op\": \"BatchNormalization\"},"
+        "{\"name\": \"r2\", \"op\": \"Relu\"},"
+        "{\"name\": \"f\", \"op\": \"Flatten\"},"
+        "{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 4}]}", 4, 1, 5e-4f);
     /* Relu, MaxPool with overlapping windows and padding */
     check_graph("relu_maxpool",
         "{\"input\": [2, 8, 8], \"layers\": ["

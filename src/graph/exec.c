@@ -31,6 +31,10 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
         lb_node *n = &m->nodes[i];
         int64_t sz = (int64_t)B * n->out_size;
         n->dout = NULL; n->save = NULL; n->invstd = NULL; n->argmax = NULL; n->dwk = NULL; n->wk = NULL;
+        if (n->fused) { /* aliases its BN: the BN's node comes first, its pointers are set */
+            if (base) { n->out = m->nodes[n->in[0]].out; n->dout = m->nodes[n->in[0]].dout; }
+            continue;
+        }
         CARVE(n->out, float, sz);
         if (training) CARVE(n->dout, float, sz);
         switch (n->op) {
@@ -46,7 +50,7 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
             break;
         }
         case LB_OP_BN:
-            if (training) { CARVE(n->save, float, sz); CARVE(n->invstd, float, n->c); }
+            if (training) { CARVE(n->save, float, n->c); CARVE(n->invstd, float, n->c); }
             break;
         case LB_OP_MAXPOOL: CARVE(n->argmax, int32_t, sz); break;
         case LB_OP_DROPOUT: if (training) CARVE(n->save, float, sz); break;
@@ -109,10 +113,10 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             float *p = m->params;
             const lb_tensor_entry *t = &m->tensors[n->p0];
             lb_batchnorm_forward(n->out, n->save, n->invstd, x, p + t[0].offset, p + t[1].offset, p + t[2].offset,
-                                 p + t[3].offset, sz / n->c, n->c, n->eps, n->momentum, training);
+                                 p + t[3].offset, sz / n->c, n->c, n->eps, n->momentum, training, n->fuse_relu);
             break;
         }
-        case LB_OP_RELU: lb_relu_forward(n->out, x, sz); break;
+        case LB_OP_RELU: if (!n->fused) lb_relu_forward(n->out, x, sz); break;
         case LB_OP_CLIP: lb_clip_forward(n->out, x, sz, n->lo, n->hi); break;
         case LB_OP_MAXPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_maxpool_forward(n->out, n->argmax, x, &s); break; }
         case LB_OP_AVGPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_avgpool_forward(n->out, x, &s); break; }
@@ -164,11 +168,11 @@ void lb_graph_backward(lb_model *m, int B) {
         }
         case LB_OP_BN: {
             const lb_tensor_entry *t = &m->tensors[n->p0];
-            lb_batchnorm_backward(dx, m->grads + t[0].offset, m->grads + t[1].offset, n->dout, n->save, n->invstd,
-                                  m->params + t[0].offset, sz / n->c, n->c, acc);
+            lb_batchnorm_backward(dx, m->grads + t[0].offset, m->grads + t[1].offset, n->dout, x, n->out, n->save,
+                                  n->invstd, m->params + t[0].offset, sz / n->c, n->c, n->fuse_relu, acc);
             break;
         }
-        case LB_OP_RELU: if (dx) lb_relu_backward(dx, n->dout, n->out, sz, acc); break;
+        case LB_OP_RELU: if (dx && !n->fused) lb_relu_backward(dx, n->dout, n->out, sz, acc); break;
         case LB_OP_CLIP: if (dx) lb_clip_backward(dx, n->dout, x, sz, n->lo, n->hi, acc); break;
         case LB_OP_MAXPOOL:
             if (dx) { lb_pool_shape s = pool_shape(m, n, B); lb_maxpool_backward(dx, n->dout, n->argmax, &s, acc); }

@@ -37,9 +37,12 @@ typedef struct lb_node {
     /* backward plan */
     int acc[2];              /* accumulate into input i's gradient (another consumer wrote first) */
     int need_din[2];         /* input i needs a gradient (not the graph input) */
+    /* fusion: a BatchNormalization whose only consumer is a Relu applies the Relu itself
+     * (fuse_relu); that Relu node is `fused`: its out/dout alias the BN's and it runs nothing */
+    int fuse_relu, fused;
     /* buffers, sized for m->cap samples */
     float *out, *dout;
-    float *save;             /* conv: im2col; bn: xhat; dropout: mask */
+    float *save;             /* conv: im2col; bn: batch mean; dropout: mask */
     float *invstd;           /* bn */
     int32_t *argmax;         /* maxpool */
     float *wk, *dwk;         /* conv: weight as O,KH,KW,I/G and its gradient */

@@ -294,6 +294,18 @@ static lb_status plan_backward(lb_model *m, const char *src) {
         }
     }
     free(written);
+    /* BN -> Relu fusion where the Relu is the BN's only consumer; LOWBIT_REF=1 keeps
+     * every op separate (the reference path the fused one is tested against) */
+    const char *ref = getenv("LOWBIT_REF");
+    for (int i = 0; i + 1 < m->n_nodes && !(ref && ref[0] == '1'); i++) {
+        lb_node *n = &m->nodes[i];
+        if (n->op != LB_OP_BN) continue;
+        int consumers = 0, relu = -1;
+        for (int j = i + 1; j < m->n_nodes; j++)
+            for (int k = 0; k < m->nodes[j].nin; k++)
+                if (m->nodes[j].in[k] == i) { consumers++; relu = m->nodes[j].op == LB_OP_RELU ? j : -1; }
+        if (consumers == 1 && relu >= 0) { n->fuse_relu = 1; m->nodes[relu].fused = 1; }
+    }
     return LB_OK;
 }
 

@@ -1,74 +1,101 @@
 /* BatchNormalization over the channel (last) axis of NHWC rows, PyTorch semantics:
- * biased variance to normalise, unbiased variance in the running estimate. */
+ * biased variance to normalise, unbiased variance in the running estimate. A following
+ * Relu can be fused (the graph does it when the Relu is the only consumer), which saves
+ * a read and a write of the tensor in each direction. */
 #include "lb_internal.h"
 #include "ops/ops.h"
 #include "ops/reduce.h"
 
 #include <math.h>
+#include <omp.h>
 
-void lb_batchnorm_forward(float *out, float *xhat, float *invstd, const float *in, const float *gamma,
+void lb_batchnorm_forward(float *out, float *mean, float *invstd, const float *in, const float *gamma,
                           const float *beta, float *run_mean, float *run_var, int64_t R, int C, float eps,
-                          float momentum, int training) {
+                          float momentum, int training, int relu) {
+    float scale[C], shift[C];
     if (training) {
         double s1[C], s2[C];
-        float mu[C];
         lb_colsum2(s1, s2, in, in, R, C);
         for (int c = 0; c < C; c++) {
-            double mean = s1[c] / (double)R;
-            double var = s2[c] / (double)R - mean * mean; /* in double: no cancellation issue at these sizes */
+            double mu = s1[c] / (double)R;
+            double var = s2[c] / (double)R - mu * mu; /* double sums: no cancellation at these sizes */
             if (var < 0) var = 0;
+            mean[c] = (float)mu;
             invstd[c] = (float)(1.0 / sqrt(var + eps));
             double unbiased = R > 1 ? var * (double)R / (double)(R - 1) : var;
-            run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mean);
+            run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
             run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unbiased);
-            mu[c] = (float)mean;
+            scale[c] = gamma[c] * invstd[c];
+            shift[c] = beta[c] - mean[c] * scale[c];
         }
-        #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < R; r++) {
-            const float *x = in + r * C;
-            float *xh = xhat + r * C, *y = out + r * C;
-            for (int c = 0; c < C; c++) {
-                xh[c] = (x[c] - mu[c]) * invstd[c];
-                y[c] = gamma[c] * xh[c] + beta[c];
-            }
+    } else {
+        for (int c = 0; c < C; c++) {
+            float is = 1.0f / sqrtf(run_var[c] + eps);
+            scale[c] = gamma[c] * is;
+            shift[c] = beta[c] - run_mean[c] * scale[c];
         }
-        return;
     }
-    float scale[C], shift[C];
-    for (int c = 0; c < C; c++) {
-        float is = 1.0f / sqrtf(run_var[c] + eps);
-        scale[c] = gamma[c] * is;
-        shift[c] = beta[c] - run_mean[c] * scale[c];
-    }
+    const float lo = relu ? 0.0f : -INFINITY;
     #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
         const float *x = in + r * C;
         float *y = out + r * C;
-        for (int c = 0; c < C; c++) y[c] = x[c] * scale[c] + shift[c];
+        for (int c = 0; c < C; c++) {
+            float v = x[c] * scale[c] + shift[c];
+            y[c] = v > lo ? v : lo;
+        }
     }
 }
 
-void lb_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
-                           const float *invstd, const float *gamma, int64_t R, int C, int acc) {
-    double sd[C], sdx[C];
-    lb_colsum2(sd, sdx, dout, xhat, R, C);
+enum { CHUNK = 64 };
+
+/* g = dout masked by the Relu; sums of g and of g*(x - mean) per column, each column
+ * summed in row order by one thread (thread-count independent), chunked like reduce.c. */
+static void bn_sums(double *sg, double *sgx, const float *dout, const float *in, const float *out, const float *mean,
+                    int64_t R, int C, int relu) {
+    int t = omp_get_max_threads(), w = ((C + t - 1) / t + 7) / 8 * 8;
+    w = w < 8 ? 8 : w > CHUNK ? CHUNK : w;
+    int nchunks = (C + w - 1) / w;
+    #pragma omp parallel for schedule(static)
+    for (int k = 0; k < nchunks; k++) {
+        int c0 = k * w, n = LB_MIN(C, c0 + w) - c0;
+        double a1[CHUNK] = {0}, a2[CHUNK] = {0};
+        for (int64_t r = 0; r < R; r++) {
+            const float *g = dout + r * C + c0, *x = in + r * C + c0, *y = out + r * C + c0;
+            for (int j = 0; j < n; j++) {
+                float gj = (!relu || y[j] > 0.0f) ? g[j] : 0.0f;
+                a1[j] += gj;
+                a2[j] += (double)gj * (x[j] - mean[c0 + j]);
+            }
+        }
+        for (int j = 0; j < n; j++) { sg[c0 + j] = a1[j]; sgx[c0 + j] = a2[j]; }
+    }
+}
+
+void lb_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                           const float *out, const float *mean, const float *invstd, const float *gamma, int64_t R,
+                           int C, int relu, int acc) {
+    double sg[C], sgx[C];
+    bn_sums(sg, sgx, dout, in, out, mean, R, C, relu);
     float k[C], mb[C], mg[C];
     for (int c = 0; c < C; c++) {
-        dbeta[c] = (float)sd[c];
-        dgamma[c] = (float)sdx[c];
+        double sdx = sgx[c] * invstd[c]; /* sum of g * xhat */
+        dbeta[c] = (float)sg[c];
+        dgamma[c] = (float)sdx;
         k[c] = gamma[c] * invstd[c];
-        mb[c] = (float)(sd[c] / (double)R);
-        mg[c] = (float)(sdx[c] / (double)R);
+        mb[c] = (float)(sg[c] / (double)R);
+        mg[c] = (float)(sdx / (double)R) * invstd[c]; /* folds xhat's invstd in: applied to (x - mean) */
     }
     if (!din) return;
-    /* dx = gamma*invstd * (dy - mean(dy) - xhat*mean(dy*xhat)) */
+    /* dx = gamma*invstd * (g - mean(g) - xhat*mean(g*xhat)) */
     #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
-        const float *dy = dout + r * C, *xh = xhat + r * C;
+        const float *g = dout + r * C, *x = in + r * C, *y = out + r * C;
         float *dx = din + r * C;
-        if (acc)
-            for (int c = 0; c < C; c++) dx[c] += k[c] * (dy[c] - mb[c] - xh[c] * mg[c]);
-        else
-            for (int c = 0; c < C; c++) dx[c] = k[c] * (dy[c] - mb[c] - xh[c] * mg[c]);
+        for (int c = 0; c < C; c++) {
+            float gc = (!relu || y[c] > 0.0f) ? g[c] : 0.0f;
+            float v = k[c] * (gc - mb[c] - (x[c] - mean[c]) * mg[c]);
+            dx[c] = acc ? dx[c] + v : v;
+        }
     }
 }

@@ -50,14 +50,18 @@ void lb_linear_backward(float *din, float *dw, float *dbias, const float *dout, 
 
 /* ---------------------------------------------------------------- batch norm */
 
-/* Training: normalise each of C channels over R rows with batch statistics, save
- * xhat[R,C] and invstd[C], and update running statistics (unbiased variance, as
- * PyTorch). Evaluation: use running statistics (xhat, invstd unused, may be NULL). */
-void lb_batchnorm_forward(float *out, float *xhat, float *invstd, const float *in, const float *gamma,
+/* Training: normalise each of C channels over R rows with batch statistics, save the
+ * batch mean[C] and invstd[C] for backward (xhat is recomputed there rather than stored:
+ * one less write of the whole tensor), and update running statistics (unbiased variance,
+ * momentum as PyTorch). Evaluation: use running statistics (mean, invstd may be NULL).
+ * relu != 0 fuses a following Relu: out = max(0, bn(x)). */
+void lb_batchnorm_forward(float *out, float *mean, float *invstd, const float *in, const float *gamma,
                           const float *beta, float *run_mean, float *run_var, int64_t R, int C, float eps,
-                          float momentum, int training);
-void lb_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
-                           const float *invstd, const float *gamma, int64_t R, int C, int acc);
+                          float momentum, int training, int relu);
+/* `out` is the forward output (read only when relu != 0, for the Relu mask). */
+void lb_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                           const float *out, const float *mean, const float *invstd, const float *gamma, int64_t R,
+                           int C, int relu, int acc);
 
 /* ---------------------------------------------------------------- elementwise */
 

@@ -23,8 +23,12 @@ void lb_maxpool_forward(float *out, int32_t *argmax, const float *in, const lb_p
                     int iw = ow * s->SW - s->PW + kw;
                     if (iw < 0 || iw >= s->W) continue;
                     const float *x = img + ((int64_t)ih * s->W + iw) * C;
-                    for (int c = 0; c < C; c++)
-                        if (x[c] > o[c]) { o[c] = x[c]; am[c] = ih * s->W + iw; }
+                    const int32_t idx = ih * s->W + iw;
+                    for (int c = 0; c < C; c++) { /* branch-free so it vectorises */
+                        int gt = x[c] > o[c];
+                        o[c] = gt ? x[c] : o[c];
+                        am[c] = gt ? idx : am[c];
+                    }
                 }
             }
         }

@@ -141,7 +141,7 @@ static lb_status infer(lb_model *m, lb_node *n, const parse_ctx *c, const cJSON 
     n->c = ic; n->h = ih; n->w = iw;
     switch (n->op) {
     case LB_OP_CONV: {
-        int oc;
+        int oc = -1;
         if ((s = get_int(c, l, "out", -1, 1, MAX_DIM, &oc)) || (s = get_pair(c, l, "kernel", -1, 1, 64, &n->kh, &n->kw)) ||
             (s = get_pair(c, l, "stride", 1, 1, 64, &n->sh, &n->sw)) || (s = get_pair(c, l, "pad", 0, 0, 64, &n->ph, &n->pw)) ||
             (s = get_int(c, l, "group", 1, 1, MAX_DIM, &n->group)) || (s = get_bool(c, l, "bias", 1, &n->has_bias)))
@@ -161,7 +161,7 @@ static lb_status infer(lb_model *m, lb_node *n, const parse_ctx *c, const cJSON 
         break;
     }
     case LB_OP_GEMM: {
-        int oc;
+        int oc = -1;
         if ((s = get_int(c, l, "out", -1, 1, 1 << 24, &oc)) || (s = get_bool(c, l, "bias", 1, &n->has_bias))) return s;
         if (oc < 0) return FAIL(c, "Gemm needs 'out' (output features)");
         if (ih != 1 || iw != 1)

@@ -7,7 +7,6 @@
 #include "ops/reduce.h"
 
 #include <math.h>
-#include <omp.h>
 
 void lb_batchnorm_forward(float *out, float *mean, float *invstd, const float *in, const float *gamma,
                           const float *beta, float *run_mean, float *run_var, int64_t R, int C, float eps,
@@ -47,36 +46,12 @@ void lb_batchnorm_forward(float *out, float *mean, float *invstd, const float *i
     }
 }
 
-enum { CHUNK = 64 };
-
-/* g = dout masked by the Relu; sums of g and of g*(x - mean) per column, each column
- * summed in row order by one thread (thread-count independent), chunked like reduce.c. */
-static void bn_sums(double *sg, double *sgx, const float *dout, const float *in, const float *out, const float *mean,
-                    int64_t R, int C, int relu) {
-    int t = omp_get_max_threads(), w = ((C + t - 1) / t + 7) / 8 * 8;
-    w = w < 8 ? 8 : w > CHUNK ? CHUNK : w;
-    int nchunks = (C + w - 1) / w;
-    #pragma omp parallel for schedule(static)
-    for (int k = 0; k < nchunks; k++) {
-        int c0 = k * w, n = LB_MIN(C, c0 + w) - c0;
-        double a1[CHUNK] = {0}, a2[CHUNK] = {0};
-        for (int64_t r = 0; r < R; r++) {
-            const float *g = dout + r * C + c0, *x = in + r * C + c0, *y = out + r * C + c0;
-            for (int j = 0; j < n; j++) {
-                float gj = (!relu || y[j] > 0.0f) ? g[j] : 0.0f;
-                a1[j] += gj;
-                a2[j] += (double)gj * (x[j] - mean[c0 + j]);
-            }
-        }
-        for (int j = 0; j < n; j++) { sg[c0 + j] = a1[j]; sgx[c0 + j] = a2[j]; }
-    }
-}
-
 void lb_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *out, const float *mean, const float *invstd, const float *gamma, int64_t R,
                            int C, int relu, int acc) {
     double sg[C], sgx[C];
-    bn_sums(sg, sgx, dout, in, out, mean, R, C, relu);
+    /* g = dout masked by the Relu; sums of g and g*(x - mean) */
+    lb_colsum_ex(sg, sgx, dout, in, mean, relu ? out : NULL, R, C);
     float k[C], mb[C], mg[C];
     for (int c = 0; c < C; c++) {
         double sdx = sgx[c] * invstd[c]; /* sum of g * xhat */

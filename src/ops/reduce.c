@@ -4,51 +4,68 @@
 
 #include <omp.h>
 
-enum { CHUNK_MAX = 64 };
+/* Columns go in chunks of 16 (one AVX-512 vector of floats); rows in blocks of 64 whose
+ * float partial sums are added to double accumulators, so long columns keep double
+ * accuracy while the inner loop stays in float vectors. */
+enum { W = 16, ROWS = 64 };
 
-/* Chunk width: enough chunks for every thread when C is small, at most CHUNK_MAX so the
- * accumulators stay in registers/L1. */
-static int chunk_width(int C) {
-    int t = omp_get_max_threads();
-    int w = (C + t - 1) / t;
-    w = (w + 7) / 8 * 8;
-    return w < 8 ? 8 : w > CHUNK_MAX ? CHUNK_MAX : w;
-}
-
-/* sums of columns [c0, c1) into s1[0..c1-c0) (and s2) */
-static void colsum_chunk(double *s1, double *s2, const float *a, const float *b, int64_t R, int C, int c0,
-                         int c1) {
-    double acc1[CHUNK_MAX] = {0}, acc2[CHUNK_MAX] = {0};
-    int w = c1 - c0;
-    for (int64_t r = 0; r < R; r++) {
-        const float *ar = a + r * C + c0;
-        for (int j = 0; j < w; j++) acc1[j] += ar[j];
-        if (s2) {
-            const float *br = b + r * C + c0;
-            for (int j = 0; j < w; j++) acc2[j] += (double)ar[j] * br[j];
+static inline __attribute__((always_inline)) void chunk(double *s1, double *s2, const float *a, const float *b, const float *sub, const float *mask,
+                         int64_t R, int C, int c0, int n, int want2, int masked) {
+    double d1[W] = {0}, d2[W] = {0};
+    float sb[W] = {0};
+    for (int j = 0; j < n; j++) sb[j] = sub ? sub[c0 + j] : 0.0f;
+    for (int64_t r0 = 0; r0 < R; r0 += ROWS) {
+        float f1[W] = {0}, f2[W] = {0};
+        int64_t r1 = r0 + ROWS < R ? r0 + ROWS : R;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *ar = a + r * C + c0;
+            if (n == W) {
+                for (int j = 0; j < W; j++) {
+                    float g = masked ? (mask[r * C + c0 + j] > 0.0f ? ar[j] : 0.0f) : ar[j];
+                    f1[j] += g;
+                    if (want2) f2[j] += g * (b[r * C + c0 + j] - sb[j]);
+                }
+            } else {
+                for (int j = 0; j < n; j++) {
+                    float g = masked ? (mask[r * C + c0 + j] > 0.0f ? ar[j] : 0.0f) : ar[j];
+                    f1[j] += g;
+                    if (want2) f2[j] += g * (b[r * C + c0 + j] - sb[j]);
+                }
+            }
         }
+        for (int j = 0; j < W; j++) { d1[j] += f1[j]; d2[j] += f2[j]; }
     }
-    for (int j = 0; j < w; j++) s1[j] = acc1[j];
-    if (s2)
-        for (int j = 0; j < w; j++) s2[j] = acc2[j];
+    for (int j = 0; j < n; j++) {
+        s1[j] = d1[j];
+        if (want2) s2[j] = d2[j];
+    }
 }
 
-void lb_colsum2(double *s1, double *s2, const float *a, const float *b, int64_t R, int C) {
-    int w = chunk_width(C), nchunks = (C + w - 1) / w;
+void lb_colsum_ex(double *s1, double *s2, const float *a, const float *b, const float *sub, const float *mask,
+                  int64_t R, int C) {
+    int nchunks = (C + W - 1) / W;
+    /* columns only, never rows: a row split would make the sums depend on the thread count */
     #pragma omp parallel for schedule(static)
     for (int k = 0; k < nchunks; k++) {
-        int c0 = k * w;
-        colsum_chunk(s1 + c0, s2 ? s2 + c0 : NULL, a, b, R, C, c0, LB_MIN(C, c0 + w));
+        int c0 = k * W, n = C - c0 < W ? C - c0 : W;
+        double *o2 = s2 ? s2 + c0 : NULL;
+        if (mask) {
+            if (s2) chunk(s1 + c0, o2, a, b, sub, mask, R, C, c0, n, 1, 1);
+            else chunk(s1 + c0, o2, a, b, sub, mask, R, C, c0, n, 0, 1);
+        } else {
+            if (s2) chunk(s1 + c0, o2, a, b, sub, NULL, R, C, c0, n, 1, 0);
+            else chunk(s1 + c0, o2, a, b, sub, NULL, R, C, c0, n, 0, 0);
+        }
     }
 }
 
 void lb_colsum(float *s, const float *a, int64_t R, int C) {
-    int w = chunk_width(C), nchunks = (C + w - 1) / w;
+    int nchunks = (C + W - 1) / W;
     #pragma omp parallel for schedule(static)
     for (int k = 0; k < nchunks; k++) {
-        double tmp[CHUNK_MAX];
-        int c0 = k * w, c1 = LB_MIN(C, (k + 1) * w);
-        colsum_chunk(tmp, NULL, a, NULL, R, C, c0, c1);
-        for (int c = c0; c < c1; c++) s[c] = (float)tmp[c - c0];
+        double tmp[W];
+        int c0 = k * W, n = C - c0 < W ? C - c0 : W;
+        chunk(tmp, NULL, a, NULL, NULL, NULL, R, C, c0, n, 0, 0);
+        for (int j = 0; j < n; j++) s[c0 + j] = (float)tmp[j];
     }
 }

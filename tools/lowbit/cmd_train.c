@@ -75,7 +75,7 @@ int cmd_train(int argc, char **argv) {
     if (cli_check_quant(cmd, quant)) return EXIT_USAGE;
     static const char *const opts[] = {"sgd", "adam", "adamw"}, *const scheds[] = {"const", "cosine", "step"},
                              *const augs[] = {"none", "crop"};
-    int o, s, a;
+    int o = 0, s = 0, a = 0;
     if (pick(cmd, "--opt", opt, opts, 3, &o) || pick(cmd, "--sched", sched, scheds, 3, &s) ||
         pick(cmd, "--augment", augment, augs, 2, &a))
         return EXIT_USAGE;

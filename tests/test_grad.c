@@ -51,7 +51,10 @@ static void check_graph_eps(const char *label, const char *spec, int B, int kink
     CHECK_MSG(s == LB_OK, "%s: %s", label, lb_last_error());
     if (s) return;
     lb_model_init_params(m, 7);
-    int fused = 0;
+    CHECK_OK(lb_graph_reserve(m, B, 1));
+    int fused = 0, direct = 0;
+    for (int i = 0; i < m->n_nodes; i++) direct += m->nodes[i].direct;
+    if (!strcmp(label, "direct_conv")) CHECK_MSG(direct == 3, "%s: expected 3 direct convs, got %d", label, direct);
     for (int i = 0; i < m->n_nodes; i++) fused += m->nodes[i].fused;
     if (strstr(label, "fused")) CHECK_MSG(fused == 2, "%s: expected 2 fused Relu nodes, got %d", label, fused);
     /* BN weights away from 1 and biases away from 0 so their gradients are generic */
@@ -182,6 +185,14 @@ int main(void) {
         "{\"name\": \"fc1\", \"op\": \"Gemm\", \"out\": 8},"
         "{\"name\": \"clip\", \"op\": \"Clip\", \"min\": -0.3, \"max\": 0.4},"
         "{\"name\": \"fc2\", \"op\": \"Gemm\", \"out\": 3}]}", 5, 1);
+    /* 16-channel convs take the direct kernels (conv_direct.c), stride 1 and 2 */
+    check_graph("direct_conv",
+        "{\"input\": [3, 7, 7], \"layers\": ["
+        "{\"name\": \"c1\", \"op\": \"Conv\", \"out\": 16, \"kernel\": 3, \"pad\": 1},"
+        "{\"name\": \"c2\", \"op\": \"Conv\", \"out\": 16, \"kernel\": 3, \"stride\": 2, \"pad\": 1},"
+        "{\"name\": \"c3\", \"op\": \"Conv\", \"out\": 32, \"kernel\": 1, \"bias\": false},"
+        "{\"name\": \"f\", \"op\": \"Flatten\"},"
+        "{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 3}]}", 3, 0);
     /* MLP with BatchNorm on vectors */
     check_graph("mlp_bn",
         "{\"input\": [12], \"layers\": ["

@@ -1,5 +1,6 @@
 /* Graph execution: buffer planning, forward and backward over the nodes in order. */
 #include "graph/graph.h"
+#include "ops/conv_direct.h"
 
 #include <omp.h>
 #include <string.h>
@@ -26,7 +27,7 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
         off += (_n + LB_ALIGN - 1) / LB_ALIGN * LB_ALIGN;           \
     } while (0)
     CARVE(m->x, float, (int64_t)B * m->in_size);
-    int64_t dcol = 0;
+    int64_t dcol = 0, scratch = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
         int64_t sz = (int64_t)B * n->out_size;
@@ -40,7 +41,9 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
-            int64_t col = lb_conv2d_col_size(&s);
+            n->direct = lb_conv2d_direct_supported(&s);
+            int64_t col = n->direct ? 0 : lb_conv2d_col_size(&s);
+            if (n->direct) scratch = LB_MAX(scratch, lb_conv2d_direct_scratch_size(&s));
             CARVE(n->save, float, col);
             CARVE(n->wk, float, m->tensors[n->p0].size);
             if (training) {
@@ -59,13 +62,16 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
     }
     m->dcol = NULL;
     if (training) CARVE(m->dcol, float, dcol);
+    CARVE(m->scratch, float, scratch);
 #undef CARVE
     return off;
 }
 
 lb_status lb_graph_reserve(lb_model *m, int batch, int training) {
     if (batch < 1) return lb_fail(LB_ERR_INVALID, "batch size must be positive");
-    if (m->act_block && batch <= m->cap && (!training || m->cap_train)) return LB_OK;
+    /* the direct-conv scratch has a slice per thread: re-plan when the count changes */
+    int threads = lb_get_threads();
+    if (m->act_block && batch <= m->cap && (!training || m->cap_train) && threads == m->plan_threads) return LB_OK;
     /* keep training buffers once planned, so alternating train/eval does not re-plan */
     training = training || m->cap_train;
     batch = LB_MAX(batch, m->cap);
@@ -79,6 +85,7 @@ lb_status lb_graph_reserve(lb_model *m, int batch, int training) {
     plan(m, m->act_block, batch, training);
     m->cap = batch;
     m->cap_train = training;
+    m->plan_threads = threads;
     return LB_OK;
 }
 
@@ -101,7 +108,8 @@ void lb_graph_forward(lb_model *m, int B, int training) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
             lb_conv2d_weight_pack(n->wk, n->weff, &s);
-            lb_conv2d_forward(n->out, n->save, x, n->wk, bias_of(m, n), &s);
+            if (n->direct) lb_conv2d_direct_forward(n->out, x, n->wk, bias_of(m, n), &s, m->scratch);
+            else lb_conv2d_forward(n->out, n->save, x, n->wk, bias_of(m, n), &s);
             break;
         }
         case LB_OP_GEMM: {
@@ -156,7 +164,12 @@ void lb_graph_backward(lb_model *m, int B) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
             float *db = n->has_bias ? m->grads + m->tensors[n->p0 + 1].offset : NULL;
-            lb_conv2d_backward(dx, n->dwk, db, m->dcol, n->dout, n->save, x, n->wk, &s, acc);
+            if (n->direct) {
+                lb_conv2d_direct_backward_weights(n->dwk, db, n->dout, x, &s, m->scratch);
+                if (dx) lb_conv2d_direct_backward_data(dx, n->dout, n->wk, &s, acc, m->scratch);
+            } else {
+                lb_conv2d_backward(dx, n->dwk, db, m->dcol, n->dout, n->save, x, n->wk, &s, acc);
+            }
             lb_conv2d_weight_unpack(n->dweff, n->dwk, &s);
             break;
         }

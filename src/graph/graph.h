@@ -40,6 +40,7 @@ typedef struct lb_node {
     /* fusion: a BatchNormalization whose only consumer is a Relu applies the Relu itself
      * (fuse_relu); that Relu node is `fused`: its out/dout alias the BN's and it runs nothing */
     int fuse_relu, fused;
+    int direct;              /* conv: direct kernels (conv_direct.c) rather than im2col + GEMM */
     /* buffers, sized for m->cap samples */
     float *out, *dout;
     float *save;             /* conv: im2col; bn: batch mean; dropout: mask */
@@ -68,7 +69,9 @@ struct lb_model {
     int cap, cap_train;
     void *act_block;
     float *x;                /* input in NHWC */
-    float *dcol;             /* shared conv backward scratch */
+    float *dcol;             /* shared im2col-conv backward scratch */
+    float *scratch;          /* shared direct-conv scratch (sized for plan_threads threads) */
+    int plan_threads;        /* thread count the buffers were planned for */
     double *prof;            /* when non-NULL: seconds per node, forward [0, n) and backward [n, 2n) */
     uint64_t dropout_key;
     int64_t step;            /* keys dropout masks */

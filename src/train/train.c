@@ -45,7 +45,8 @@ static void config_json(char *buf, size_t n, const lb_train_config *c) {
              c->augment == LB_AUG_CROP ? "crop" : "none", c->crop_pad, lb_get_threads());
 }
 
-static lb_status check_config(const lb_model *m, const lb_dataset *d, const lb_train_config *c) {
+/* The data set fits the model: sample shape and label range. */
+static lb_status check_data(const lb_model *m, const lb_dataset *d) {
     int ic, ih, iw;
     lb_model_input_shape(m, &ic, &ih, &iw);
     if (d->c != ic || d->h != ih || d->w != iw)
@@ -54,6 +55,12 @@ static lb_status check_config(const lb_model *m, const lb_dataset *d, const lb_t
     if (d->num_classes > lb_model_num_outputs(m))
         return lb_fail(LB_ERR_INVALID, "%s: labels go up to %d but model '%s' has %d outputs", d->source, d->num_classes - 1,
                        m->name, lb_model_num_outputs(m));
+    return LB_OK;
+}
+
+static lb_status check_config(const lb_model *m, const lb_dataset *d, const lb_train_config *c) {
+    lb_status s = check_data(m, d);
+    if (s) return s;
     if (c->epochs < 1 || c->epochs > 100000) return lb_fail(LB_ERR_INVALID, "--epochs must be in [1, 100000]");
     if (c->batch < 1 || c->batch > 65536) return lb_fail(LB_ERR_INVALID, "--batch must be in [1, 65536]");
     if (!(c->lr > 0) || !isfinite(c->lr)) return lb_fail(LB_ERR_INVALID, "--lr must be a positive number");
@@ -91,19 +98,12 @@ static void gather(float *dst, const lb_dataset *d, const int64_t *perm, int64_t
 
 lb_status lb_eval(lb_model *m, const lb_dataset *d, int batch, lb_eval_result *r) {
     *r = (lb_eval_result){0};
-    int ic, ih, iw;
-    lb_model_input_shape(m, &ic, &ih, &iw);
-    if (d->c != ic || d->h != ih || d->w != iw)
-        return lb_fail(LB_ERR_INVALID, "%s: samples are %dx%dx%d but model '%s' takes %dx%dx%d", d->source, d->c, d->h, d->w,
-                       m->name, ic, ih, iw);
-    if (d->num_classes > lb_model_num_outputs(m))
-        return lb_fail(LB_ERR_INVALID, "%s: labels go up to %d but model '%s' has %d outputs", d->source, d->num_classes - 1,
-                       m->name, lb_model_num_outputs(m));
+    lb_status s = check_data(m, d);
+    if (s) return s;
     if (batch < 1) batch = 256;
     /* reuse the training buffers' batch size when they exist, rather than re-planning */
     if (m->cap_train) batch = m->cap;
-    lb_status s = lb_graph_reserve(m, batch, 0);
-    if (s) return s;
+    if ((s = lb_graph_reserve(m, batch, 0))) return s;
     double t0 = now_s(), loss = 0;
     int64_t hits = 0;
     const int K = lb_model_num_outputs(m);
@@ -126,7 +126,7 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                    lb_progress_fn cb, void *user) {
     lb_status s = check_config(m, train, cfg);
     if (s) return s;
-    if (test && (s = check_config(m, test, cfg))) return s;
+    if (test && (s = check_data(m, test))) return s;
     lb_set_threads(cfg->threads);
     const int64_t spe = (train->n + cfg->batch - 1) / cfg->batch, total = spe * cfg->epochs;
     lb_optim opt;

@@ -146,11 +146,14 @@ typedef struct lb_dataset {
  *   "fashion-mnist"          the Debian package's files (/usr/share/datasets/fashion-mnist)
  *   DIR                      a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  *   IMAGES,LABELS            an explicit IDX pair (used whatever the split)
+ * An unknown split is LB_ERR_INVALID; a missing file LB_ERR_IO; a malformed one LB_ERR_FORMAT.
  * Images are scaled by 1/255; Fashion-MNIST (and any 1-channel IDX data) is then
  * normalised with mean 0.286 and std 0.353 (DESIGN.md section 4). */
 lb_status lb_dataset_load(lb_dataset **out, const char *spec, lb_split split);
-/* Keep the first n samples (n <= 0 or n >= size: no change). */
+/* Keep the first n samples (n <= 0 or n >= size: no change). num_classes keeps its
+ * loaded value, so a subset still matches its model. */
 void lb_dataset_truncate(lb_dataset *d, int64_t n);
+/* Frees x, y, source and d itself; NULL is allowed. */
 void lb_dataset_free(lb_dataset *d);
 
 /* Raw IDX file reading (gzip or plain), big-endian per the IDX spec. On success
@@ -162,13 +165,15 @@ lb_status lb_idx_read(const char *path, void **data, int *dtype, int *ndim, int6
 lb_status lb_idx_parse(const uint8_t *buf, size_t len, const char *source, void **data, int *dtype,
                        int *ndim, int64_t dims[4]);
 
-/* .npy (version 1.0/2.0, little-endian, C order). dtype is one of "f4", "u1", "i4", "i8". */
+/* .npy arrays: versions 1.0-3.0 read, 1.0 written (numpy's own byte layout);
+ * little-endian, C order. dtype is one of "f4", "u1", "i4", "i8" (numpy spellings such
+ * as "<f4" and "|u1" are accepted by lb_npy_write). Whole files are read into memory. */
 typedef struct lb_npy {
     char dtype[3];
     int ndim;
     int64_t shape[8];
     int64_t size;        /* number of elements */
-    void *data;          /* owned */
+    void *data;          /* owned; released by lb_npy_free */
 } lb_npy;
 lb_status lb_npy_read(const char *path, lb_npy *out);
 lb_status lb_npy_parse(const uint8_t *buf, size_t len, const char *source, lb_npy *out);

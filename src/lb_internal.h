@@ -107,7 +107,9 @@ typedef struct lb_st_entry {
     int64_t shape[8];
     const void *data;        /* little-endian element data */
 } lb_st_entry;
-/* Write tensors (in the given order, 8-byte aligned) and string metadata, atomically. */
+/* Write tensors (in the given order, contiguous) and string metadata, atomically. The
+ * data section starts at a multiple of 8; tensors after an odd-sized one are not aligned
+ * (the format allows no padding between them), so readers copy rather than cast. */
 lb_status lb_st_write(const char *path, const lb_st_entry *e, int n, const char *const *meta_keys,
                       const char *const *meta_vals, int n_meta);
 

@@ -82,6 +82,15 @@ static lb_status copy_f32(const lb_st_file *f, const char *path, const char *nam
     return LB_OK;
 }
 
+/* optional key: absent or malformed leaves *out unchanged, and sets no error */
+static void meta_int_opt(const lb_st_file *f, const char *key, int64_t *out) {
+    const char *v = lb_st_meta(f, key);
+    char *end;
+    if (!v) return;
+    long long x = strtoll(v, &end, 10);
+    if (end != v && !*end && x >= 0) *out = x;
+}
+
 static lb_status meta_int(const lb_st_file *f, const char *path, const char *key, int64_t *out) {
     const char *v = lb_st_meta(f, key);
     char *end;
@@ -124,10 +133,10 @@ lb_status lb_ckpt_read(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const char 
                 (s = meta_int(&f, path, "steps_per_epoch", &meta->steps_per_epoch)))
                 goto done;
         } else {
-            meta_int(&f, path, "step", &meta->step);
-            meta_int(&f, path, "epoch", &ep);
-            meta_int(&f, path, "seed", &seed);
-            lb_fail(LB_OK, "no error");
+            /* weights only (--init, eval): a file from another tool may have no metadata */
+            meta_int_opt(&f, "step", &meta->step);
+            meta_int_opt(&f, "epoch", &ep);
+            meta_int_opt(&f, "seed", &seed);
         }
         meta->epoch = (int)ep;
         meta->seed = (uint64_t)seed;

@@ -102,7 +102,6 @@ int cli_parse(int argc, char **argv, int first, cli_arg *args, int nargs, const 
 static int file_exists(const char *p) { return access(p, R_OK) == 0; }
 
 lb_status cli_load_model(const char *arg, lb_model **out) {
-    if (!arg) return lb_model_create(out, ""); /* unreachable: callers require --model */
     int is_path = strchr(arg, '/') || strstr(arg, ".json") || file_exists(arg);
     if (is_path) return lb_model_create(out, arg);
     /* zoo name: $LOWBIT_MODELS, the source tree's models/, then the installed copy */

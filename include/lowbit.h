@@ -145,7 +145,9 @@ typedef struct lb_dataset {
 /* Load a data set split. `spec` is one of
  *   "fashion-mnist"          the Debian package's files (/usr/share/datasets/fashion-mnist)
  *   DIR                      a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
- *   IMAGES,LABELS            an explicit IDX pair (used whatever the split)
+ *   IMAGES,LABELS            an explicit pair, each IDX or .npy (used whatever the split):
+ *                            images unsigned bytes [n,h,w] or [n,c,h,w], or float32 .npy
+ *                            taken as already normalised; labels u8 (or .npy i4/i8)
  * An unknown split is LB_ERR_INVALID; a missing file LB_ERR_IO; a malformed one LB_ERR_FORMAT.
  * Images are scaled by 1/255; Fashion-MNIST (and any 1-channel IDX data) is then
  * normalised with mean 0.286 and std 0.353 (DESIGN.md section 4). */

@@ -542,6 +542,51 @@ static void test_npy_bad(void) {
     CHECK_ERR(lb_npy_parse(b2, n, "nul.npy", &a), LB_ERR_FORMAT, "nul.npy");
 }
 
+/* .npy pairs as data sets (DESIGN.md section 4) */
+static void test_npy_dataset(void) {
+    char spec[600];
+    lb_dataset *d = NULL;
+    const uint8_t px[3 * 2 * 2] = {0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+    const int64_t lab8[3] = {2, 0, 5};
+    const float fx[3 * 4] = {0.5f, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    int64_t ish[3] = {3, 2, 2}, lsh[1] = {3}, l2[2] = {3, 1};
+    CHECK_OK(lb_npy_write(tpath("img.npy"), "u1", 3, ish, px));
+    CHECK_OK(lb_npy_write(tpath("lab.npy"), "i8", 1, lsh, lab8));
+    CHECK_OK(lb_npy_write(tpath("fimg.npy"), "f4", 3, ish, fx));
+    snprintf(spec, sizeof spec, "%s,%s", tpath("img.npy"), tpath("lab.npy"));
+    CHECK_OK(lb_dataset_load(&d, spec, LB_SPLIT_TRAIN));
+    if (d) {
+        CHECK(d->n == 3 && d->c == 1 && d->h == 2 && d->w == 2 && d->num_classes == 6);
+        CHECK(d->y[0] == 2 && d->y[1] == 0 && d->y[2] == 5);
+        CHECK_CLOSE(d->x[1], (1.0f - 0.286f) / 0.353f, 1e-6, 1e-6); /* bytes: same scaling as IDX */
+        lb_dataset_free(d);
+        d = NULL;
+    }
+    snprintf(spec, sizeof spec, "%s,%s", tpath("fimg.npy"), tpath("lab.npy"));
+    CHECK_OK(lb_dataset_load(&d, spec, LB_SPLIT_TEST));
+    if (d) {
+        CHECK(d->x[0] == 0.5f && d->x[1] == -1.0f && d->x[11] == 11.0f); /* float32: taken as is */
+        lb_dataset_free(d);
+        d = NULL;
+    }
+    /* bad pairs */
+    const float fl[3] = {1, 2, 3};
+    const int32_t neg[3] = {1, -1, 0};
+    CHECK_OK(lb_npy_write(tpath("flab.npy"), "f4", 1, lsh, fl));
+    CHECK_OK(lb_npy_write(tpath("neg.npy"), "i4", 1, lsh, neg));
+    CHECK_OK(lb_npy_write(tpath("lab2d.npy"), "i8", 2, l2, lab8));
+    CHECK_OK(lb_npy_write(tpath("lab2.npy"), "i8", 1, (int64_t[]){2}, lab8));
+    const char *bad[][2] = {{"flab.npy", "not float32"}, {"neg.npy", "label [1] = -1"},
+                            {"lab2d.npy", "labels must have 1 dim"}, {"lab2.npy", "has 2 labels but"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(spec, sizeof spec, "%s,%s", tpath("img.npy"), tpath(bad[i][0]));
+        CHECK_ERR(lb_dataset_load(&d, spec, LB_SPLIT_TRAIN), LB_ERR_FORMAT, bad[i][0], bad[i][1]);
+        CHECK(d == NULL);
+    }
+    snprintf(spec, sizeof spec, "%s,%s", tpath("lab.npy"), tpath("lab.npy"));
+    CHECK_ERR(lb_dataset_load(&d, spec, LB_SPLIT_TRAIN), LB_ERR_FORMAT, "images must be unsigned bytes or float32");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lowbit-test-data-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -554,6 +599,7 @@ int main(void) {
     test_npy_numpy_header();
     test_npy_roundtrip();
     test_npy_bad();
+    test_npy_dataset();
 
     for (int i = nmade - 1; i >= 0; i--) unlink(made[i]);
     char sub[128];

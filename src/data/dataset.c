@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -74,42 +75,89 @@ static lb_status find_in_dir(const char *dir, const char *name, char **out) {
 }
 
 /* Read both files and build the data set; messages name the file at fault. */
-static lb_status load_pair(const char *img_path, const char *lbl_path, const char *source, lb_dataset **out) {
-    void *img = NULL, *lbl = NULL;
-    int it, ind, lt, lnd;
-    int64_t idims[4], ldims[4];
-    lb_dataset *d = NULL;
-    lb_status s = lb_idx_read(img_path, &img, &it, &ind, idims);
+static int is_npy(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && !strcmp(path + n - 4, ".npy");
+}
+
+/* One file of a pair, IDX or .npy, as raw elements: images are u8 (dtype 'u') or
+ * float32 ('f'), labels u8, i32 or i64. `what` names the role in messages. */
+typedef struct raw_array {
+    void *data;
+    char kind;               /* 'u' u8, 'f' f32, 'i' i32, 'l' i64 */
+    int ndim;
+    int64_t dims[4];
+    int npy;                 /* data is owned by an lb_npy (lb_npy_free) rather than free() */
+    lb_npy arr;
+} raw_array;
+
+static lb_status read_raw(const char *path, raw_array *r) {
+    memset(r, 0, sizeof *r);
+    if (is_npy(path)) {
+        lb_status s = lb_npy_read(path, &r->arr);
+        if (s != LB_OK) return s;
+        r->npy = 1;
+        r->data = r->arr.data;
+        r->kind = !strcmp(r->arr.dtype, "u1") ? 'u' : !strcmp(r->arr.dtype, "f4") ? 'f' : !strcmp(r->arr.dtype, "i4") ? 'i' : 'l';
+        if (r->arr.ndim > 4) return lb_fail(LB_ERR_FORMAT, "%s: shape has %d dims, at most 4 are allowed", path, r->arr.ndim);
+        r->ndim = r->arr.ndim;
+        for (int i = 0; i < r->ndim; i++) r->dims[i] = r->arr.shape[i];
+        return LB_OK;
+    }
+    int t;
+    lb_status s = lb_idx_read(path, &r->data, &t, &r->ndim, r->dims);
     if (s != LB_OK) return s;
-    if (it != 0x08) {
-        s = lb_fail(LB_ERR_FORMAT, "%s: type byte 0x%02x: images must be unsigned bytes (0x08)", img_path, it);
+    if (t != 0x08) return lb_fail(LB_ERR_FORMAT, "%s: type byte 0x%02x: must be unsigned bytes (0x08)", path, t);
+    r->kind = 'u';
+    return LB_OK;
+}
+
+static void free_raw(raw_array *r) {
+    if (r->npy) lb_npy_free(&r->arr);
+    else free(r->data);
+    memset(r, 0, sizeof *r);
+}
+
+enum { MAX_LABEL = 1 << 20 };
+
+/* Images: IDX unsigned bytes, or .npy u1 / f4, shaped [n, h, w] or [n, c, h, w]. Bytes
+ * are scaled by 1/255 (and normalised when there is one channel); float32 .npy images
+ * are taken as already normalised. Labels: IDX bytes or .npy u1 / i4 / i8, shaped [n],
+ * values in [0, 2^20). */
+static lb_status load_pair(const char *img_path, const char *lbl_path, const char *source, lb_dataset **out) {
+    raw_array im, lb;
+    lb_dataset *d = NULL;
+    memset(&lb, 0, sizeof lb);
+    lb_status s = read_raw(img_path, &im);
+    if (s != LB_OK) goto done;
+    if (im.kind != 'u' && im.kind != 'f') {
+        s = lb_fail(LB_ERR_FORMAT, "%s: images must be unsigned bytes or float32", img_path);
         goto done;
     }
-    if (ind != 3 && ind != 4) {
-        s = lb_fail(LB_ERR_FORMAT, "%s: dims byte %d: images must have 3 dims (n, h, w) or 4 (n, c, h, w)", img_path, ind);
+    if (im.ndim != 3 && im.ndim != 4) {
+        s = lb_fail(LB_ERR_FORMAT, "%s: %d dims: images must have 3 dims (n, h, w) or 4 (n, c, h, w)", img_path, im.ndim);
         goto done;
     }
-    int64_t n = idims[0];
-    int64_t c = ind == 4 ? idims[1] : 1, h = idims[ind - 2], w = idims[ind - 1];
+    int64_t n = im.dims[0];
+    int64_t c = im.ndim == 4 ? im.dims[1] : 1, h = im.dims[im.ndim - 2], w = im.dims[im.ndim - 1];
     /* per-sample sizes are ints in lb_dataset and in the model code */
-    if (c > INT_MAX || h > INT_MAX || w > INT_MAX || c * h > INT_MAX / w) {
-        s = lb_fail(LB_ERR_FORMAT, "%s: dims: a %lld x %lld x %lld sample is too large", img_path, (long long)c,
-                    (long long)h, (long long)w);
+    if (n < 1 || c < 1 || h < 1 || w < 1 || c > INT_MAX || h > INT_MAX || w > INT_MAX || c * h > INT_MAX / w) {
+        s = lb_fail(LB_ERR_FORMAT, "%s: dims: %lld samples of %lld x %lld x %lld is not a usable data set", img_path,
+                    (long long)n, (long long)c, (long long)h, (long long)w);
         goto done;
     }
 
-    s = lb_idx_read(lbl_path, &lbl, &lt, &lnd, ldims);
-    if (s != LB_OK) goto done;
-    if (lt != 0x08) {
-        s = lb_fail(LB_ERR_FORMAT, "%s: type byte 0x%02x: labels must be unsigned bytes (0x08)", lbl_path, lt);
+    if ((s = read_raw(lbl_path, &lb)) != LB_OK) goto done;
+    if (lb.kind == 'f') {
+        s = lb_fail(LB_ERR_FORMAT, "%s: labels must be integers (u1, i4 or i8), not float32", lbl_path);
         goto done;
     }
-    if (lnd != 1) {
-        s = lb_fail(LB_ERR_FORMAT, "%s: dims byte %d: labels must have 1 dim", lbl_path, lnd);
+    if (lb.ndim != 1) {
+        s = lb_fail(LB_ERR_FORMAT, "%s: %d dims: labels must have 1 dim", lbl_path, lb.ndim);
         goto done;
     }
-    if (ldims[0] != n) {
-        s = lb_fail(LB_ERR_FORMAT, "%s has %lld labels but %s has %lld images", lbl_path, (long long)ldims[0],
+    if (lb.dims[0] != n) {
+        s = lb_fail(LB_ERR_FORMAT, "%s has %lld labels but %s has %lld images", lbl_path, (long long)lb.dims[0],
                     img_path, (long long)n);
         goto done;
     }
@@ -130,32 +178,47 @@ static lb_status load_pair(const char *img_path, const char *lbl_path, const cha
     d->h = (int)h;
     d->w = (int)w;
 
-    /* A table keeps the conversion exact and identical to torchvision's float32
-     * ToTensor()/Normalize() arithmetic: (p / 255 - mean) / std, each step in float. */
-    float lut[256];
-    for (int p = 0; p < 256; p++) {
-        float v = (float)p / 255.0f;
-        lut[p] = c == 1 ? (v - GREY_MEAN) / GREY_STD : v;
-    }
-    const uint8_t *px = img;
-    float *x = d->x;
-    #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < (int64_t)total; i++) x[i] = lut[px[i]];
-
-    const uint8_t *lb = lbl;
-    int maxl = 0;
+    int64_t maxl = 0;
     for (int64_t i = 0; i < n; i++) {
-        d->y[i] = lb[i];
-        if (lb[i] > maxl) maxl = lb[i];
+        int64_t v = lb.kind == 'u' ? ((const uint8_t *)lb.data)[i]
+                  : lb.kind == 'i' ? ((const int32_t *)lb.data)[i] : ((const int64_t *)lb.data)[i];
+        if (v < 0 || v >= MAX_LABEL) {
+            s = lb_fail(LB_ERR_FORMAT, "%s: label [%lld] = %lld is outside [0, %d)", lbl_path, (long long)i, (long long)v, MAX_LABEL);
+            goto done;
+        }
+        d->y[i] = (int32_t)v;
+        maxl = v > maxl ? v : maxl;
     }
-    d->num_classes = LB_MAX(maxl + 1, 2);
+    d->num_classes = (int)LB_MAX(maxl + 1, 2);
+
+    float *x = d->x;
+    if (im.kind == 'f') {
+        const float *src = im.data;
+        for (size_t i = 0; i < total; i++)
+            if (!isfinite(src[i])) {
+                s = lb_fail(LB_ERR_FORMAT, "%s: element %zu is not finite", img_path, i);
+                goto done;
+            }
+        memcpy(x, src, xbytes);
+    } else {
+        /* A table keeps the conversion exact and identical to torchvision's float32
+         * ToTensor()/Normalize() arithmetic: (p / 255 - mean) / std, each step in float. */
+        float lut[256];
+        for (int p = 0; p < 256; p++) {
+            float v = (float)p / 255.0f;
+            lut[p] = c == 1 ? (v - GREY_MEAN) / GREY_STD : v;
+        }
+        const uint8_t *px = im.data;
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < (int64_t)total; i++) x[i] = lut[px[i]];
+    }
     *out = d;
     d = NULL;
     s = LB_OK;
 
 done:
-    free(img);
-    free(lbl);
+    free_raw(&im);
+    free_raw(&lb);
     lb_dataset_free(d);
     return s;
 }
@@ -201,7 +264,7 @@ lb_status lb_dataset_load(lb_dataset **out, const char *spec, lb_split split) {
     if (comma) {
         size_t n1 = (size_t)(comma - spec);
         if (n1 == 0 || !comma[1] || strchr(comma + 1, ',')) {
-            s = lb_fail(LB_ERR_INVALID, "%s: expected IMAGES,LABELS (two IDX paths separated by one comma)", spec);
+            s = lb_fail(LB_ERR_INVALID, "%s: expected IMAGES,LABELS (two IDX or .npy paths separated by one comma)", spec);
             goto done;
         }
         img = malloc(n1 + 1);
@@ -217,7 +280,7 @@ lb_status lb_dataset_load(lb_dataset **out, const char *spec, lb_split split) {
         goto done;
     }
     if (exists(spec))
-        s = lb_fail(LB_ERR_INVALID, "%s: a single file is not a data set: give IMAGES,LABELS (two IDX files)", spec);
+        s = lb_fail(LB_ERR_INVALID, "%s: a single file is not a data set: give IMAGES,LABELS (two IDX or .npy files)", spec);
     else
         s = lb_fail(LB_ERR_IO, "%s: no such data set or directory (expected \"" FMNIST_NAME "\", a directory "
                     "with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or IMAGES,LABELS)", spec);

@@ -53,6 +53,7 @@ __attribute__((format(printf, 2, 3))) static lb_status fail_at(const parse_ctx *
 
 static int has_word(const char *list, const char *w) {
     size_t n = strlen(w);
+    if (n == 0) return 0; /* strstr finds "" everywhere: the loop below would never advance */
     for (const char *p = list; (p = strstr(p, w)); p += n)
         if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;

@@ -260,6 +260,9 @@ typedef struct lb_ckpt_state {
 
 /* Save the model's tensors (and nothing else) to a safetensors file, atomically. */
 lb_status lb_checkpoint_save(const lb_model *m, const char *path);
+/* Build the model from the spec stored in a lowbit checkpoint's metadata and load its
+ * weights: a checkpoint is self-describing. */
+lb_status lb_model_create_from_checkpoint(lb_model **out, const char *path);
 /* Load parameters by name; every model tensor must be present with the same shape.
  * Extra tensors (optimizer state) are ignored. `state` may be NULL. */
 lb_status lb_checkpoint_load(lb_model *m, const char *path, lb_ckpt_state *state);

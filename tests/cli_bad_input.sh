@@ -54,6 +54,7 @@ expect 2 "--resume: .* does not exist" -- "$LB" train --model fmnist-mlp --resum
 "$LB" train --model fmnist-mlp --data "$T/img.idx,$T/lbl.idx" --epochs 1 --no-eval --quiet --out "$T/mlp.safetensors" \
   || { fail=$((fail+1)); echo "FAIL: tiny training run"; }
 expect 2 "tensor 'conv1.weight' is missing" -- "$LB" eval --model fmnist-cnn --ckpt "$T/mlp.safetensors" --data "$T/img.idx,$T/lbl.idx"
+expect 2 "no model spec in __metadata__" -- "$LB" eval --ckpt "$SRC/tests/data/py_reference.safetensors" --data "$T/img.idx,$T/lbl.idx"
 # a truncated checkpoint
 head -c 2000 "$T/mlp.safetensors" > "$T/cut.safetensors"
 expect 2 "cut.safetensors" -- "$LB" eval --model fmnist-mlp --ckpt "$T/cut.safetensors" --data "$T/img.idx,$T/lbl.idx"

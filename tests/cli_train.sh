@@ -8,7 +8,8 @@
 #     seed gives a different one.
 #  3. resume: stopping after an epoch boundary or mid-epoch and resuming ends
 #     byte-identical to an uninterrupted run.
-#  4. the residual net and crop augmentation run end to end and eval reads the result.
+#  4. Ctrl-C stops with exit 130 and a checkpoint that resumes byte-identically.
+#  5. the residual net and crop augmentation run end to end and eval reads the result.
 set -u
 LB=$1
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -23,6 +24,9 @@ if [[ -n "$acc" ]] && awk -v a="$acc" 'BEGIN{exit !(a >= 0.75)}'; then ok; else 
 lines=$(grep -c '"epoch"' "$T/a.jsonl"); [[ $lines -ge 30 ]] && ok || bad "metrics has $lines lines"
 ev=$("$LB" eval --model fmnist-mlp --ckpt "$T/a.safetensors" --limit 2000 --json 2>/dev/null)
 [[ "$ev" == *"\"accuracy\": $acc"* ]] && ok || bad "eval '$ev' disagrees with train's accuracy $acc"
+# without --model the checkpoint's own spec is used
+ev2=$("$LB" eval --ckpt "$T/a.safetensors" --limit 2000 --json 2>/dev/null)
+[[ "$ev2" == "$ev" ]] && ok || bad "eval from the checkpoint's spec gave '$ev2', not '$ev'"
 
 "$LB" train "${common[@]}" --epochs 2 --seed 1 --no-eval --out "$T/b.safetensors" || bad "train b"
 cmp -s "$T/a.safetensors" "$T/b.safetensors" && ok || bad "same seed gave different checkpoints"
@@ -34,6 +38,18 @@ for stop in 160 77; do   # 160 = the epoch boundary, 77 = mid-epoch
   "$LB" train "${common[@]}" --epochs 2 --seed 1 --no-eval --resume --out "$T/r$stop.safetensors" || bad "resume r$stop"
   cmp -s "$T/a.safetensors" "$T/r$stop.safetensors" && ok || bad "resume after $stop steps differs from the uninterrupted run"
 done
+
+# Ctrl-C: exit 130 with a checkpoint at the step reached; resuming ends byte-identical
+# to an uninterrupted run. 8 epochs (1,280 steps) so the signal lands mid-run.
+long=("${common[@]}" --epochs 8 --seed 3 --no-eval)
+"$LB" train "${long[@]}" --out "$T/int.safetensors" --metrics "$T/int.jsonl" &
+pid=$!
+for _ in $(seq 600); do [[ -s "$T/int.jsonl" ]] && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+[[ $rc -eq 130 && -s "$T/int.safetensors" ]] && ok || bad "interrupted run: exit $rc (want 130), checkpoint $(ls "$T"/int.safetensors 2>&1)"
+"$LB" train "${long[@]}" --resume --out "$T/int.safetensors" || bad "resume after Ctrl-C"
+"$LB" train "${long[@]}" --out "$T/full.safetensors" || bad "uninterrupted 8-epoch run"
+cmp -s "$T/full.safetensors" "$T/int.safetensors" && ok || bad "resume after Ctrl-C differs from the uninterrupted run"
 
 "$LB" train --model fmnist-resnet --threads 2 --batch 32 --limit-train 256 --limit-test 64 --epochs 1 --augment crop \
   --quiet --out "$T/res.safetensors" --json > "$T/res.json" || bad "resnet train"

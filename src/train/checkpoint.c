@@ -156,6 +156,26 @@ done:
     return s;
 }
 
+lb_status lb_model_create_from_checkpoint(lb_model **out, const char *path) {
+    *out = NULL;
+    lb_st_file f;
+    lb_status s = lb_st_read(path, &f);
+    if (s) return s;
+    const char *spec = lb_st_meta(&f, "spec");
+    char src[1024];
+    snprintf(src, sizeof src, "%s: __metadata__ 'spec'", path);
+    if (!spec) s = lb_fail(LB_ERR_FORMAT, "%s: no model spec in __metadata__ (not written by lowbit?); give the model explicitly", path);
+    else s = lb_model_create_from_json(out, spec, strlen(spec), src);
+    lb_st_free(&f);
+    if (s) return s;
+    /* a second read keeps this simple; checkpoints are small next to the work done with them */
+    if ((s = lb_checkpoint_load(*out, path, NULL))) {
+        lb_model_destroy(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 lb_status lb_checkpoint_save(const lb_model *m, const char *path) { return lb_ckpt_write(m, NULL, NULL, path); }
 
 lb_status lb_checkpoint_load(lb_model *m, const char *path, lb_ckpt_state *state) {

@@ -137,6 +137,7 @@ void cli_format_duration(char *buf, size_t n, double s) {
 
 int cli_progress_cb(const lb_train_progress *p, void *user) {
     cli_progress *cp = user;
+    if (cp->interrupted && *cp->interrupted) return 1;
     if (cp->metrics) {
         if (p->kind == 0)
             fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"train_acc\": %.4f, "

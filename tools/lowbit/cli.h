@@ -42,6 +42,7 @@ typedef struct cli_progress {
     double last_plain;
     FILE *metrics;           /* JSON lines, or NULL */
     int epochs;
+    volatile int *interrupted; /* set by a SIGINT handler: stop at the next report */
 } cli_progress;
 int cli_progress_cb(const lb_train_progress *p, void *user);
 void cli_format_duration(char *buf, size_t n, double s);

@@ -3,8 +3,10 @@
 
 #include <string.h>
 
-static const char *USAGE = "--model NAME|spec.json --ckpt ckpt.safetensors [options]";
-static const char *DESC = "Evaluate a checkpoint on the test split of a data set: accuracy and mean cross-entropy.";
+static const char *USAGE = "--ckpt ckpt.safetensors [--model NAME|spec.json] [options]";
+static const char *DESC =
+    "Evaluate a checkpoint on the test split of a data set: accuracy and mean cross-entropy.\n"
+    "Without --model, the model is built from the spec stored in the checkpoint.";
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
@@ -12,7 +14,7 @@ int cmd_eval(int argc, char **argv) {
     int json = 0, batch = 500, threads = 0;
     int64_t limit = 0;
     cli_arg args[] = {
-        {"--model", ARG_STR, &model, "NAME|FILE", "zoo model or JSON spec", 0},
+        {"--model", ARG_STR, &model, "NAME|FILE", "zoo model or JSON spec (default: the checkpoint's own)", 0},
         {"--ckpt", ARG_STR, &ckpt, "CKPT", "checkpoint (safetensors), required", 0},
         {"--data", ARG_STR, &data, "NAME|DIR|IMG,LBL", "data set (default fashion-mnist)", 0},
         {"--split", ARG_STR, &split, "test|train", "which split (default test)", 0},
@@ -24,7 +26,6 @@ int cmd_eval(int argc, char **argv) {
     };
     int rc = cli_parse(argc, argv, 2, args, (int)(sizeof args / sizeof args[0]), cmd, USAGE, DESC);
     if (rc) return rc < 0 ? EXIT_OK : rc;
-    if (!model) return cli_error(cmd, EXIT_USAGE, "--model is required (see 'lowbit eval --help')");
     if (!ckpt) return cli_error(cmd, EXIT_USAGE, "--ckpt is required (see 'lowbit eval --help')");
     if (cli_check_quant(cmd, quant)) return EXIT_USAGE;
     if (strcmp(split, "test") && strcmp(split, "train")) return cli_error(cmd, EXIT_USAGE, "--split must be test or train");
@@ -34,10 +35,10 @@ int cmd_eval(int argc, char **argv) {
     lb_model *m = NULL;
     lb_dataset *d = NULL;
     lb_status st;
-    lb_ckpt_state cs;
     lb_eval_result r;
     int ret = EXIT_OK;
-    if ((st = cli_load_model(model, &m)) || (st = lb_checkpoint_load(m, ckpt, &cs)) ||
+    if ((model ? (st = cli_load_model(model, &m)) || (st = lb_checkpoint_load(m, ckpt, NULL))
+               : (st = lb_model_create_from_checkpoint(&m, ckpt))) ||
         (st = lb_dataset_load(&d, data, strcmp(split, "test") ? LB_SPLIT_TRAIN : LB_SPLIT_TEST))) {
         ret = cli_fail_status(cmd, st);
         goto done;

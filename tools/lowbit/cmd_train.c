@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,14 @@ static int pick(const char *cmd, const char *flag, const char *v, const char *co
     char list[128] = "";
     for (int i = 0; i < n; i++) { strcat(list, i ? ", " : ""); strcat(list, names[i]); }
     return cli_error(cmd, EXIT_USAGE, "%s '%s' is not one of: %s", flag, v, list);
+}
+
+/* Ctrl-C: training stops at its next progress report (at most 10 steps away) and writes
+ * the checkpoint, so the run can go on with --resume. A second Ctrl-C kills as usual. */
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    interrupted = 1;
+    signal(sig, SIG_DFL);
 }
 
 static int dir_writable(const char *path) {
@@ -110,10 +119,19 @@ int cmd_train(int argc, char **argv) {
                 "wd %g, seed %llu, %d threads\n", lb_model_name(m), (long long)lb_model_num_params(m), train->source,
                 (long long)train->n, c.epochs, c.batch, opts[o], c.lr, scheds[s], c.weight_decay,
                 (unsigned long long)c.seed, lb_get_threads());
-    cli_progress prog = {isatty(2), quiet, -1e9, mf, c.epochs};
-    if ((st = lb_train(m, train, test, &c, cli_progress_cb, &prog))) {
+    cli_progress prog = {isatty(2), quiet, -1e9, mf, c.epochs, (volatile int *)&interrupted};
+    signal(SIGINT, on_sigint);
+    st = lb_train(m, train, test, &c, cli_progress_cb, &prog);
+    signal(SIGINT, SIG_DFL);
+    if (st) {
         if (prog.tty && !quiet) fputc('\n', stderr);
         ret = cli_fail_status(cmd, st);
+        goto done;
+    }
+    if (interrupted) {
+        if (prog.tty && !quiet) fputc('\n', stderr);
+        fprintf(stderr, "lowbit train: interrupted; wrote %s, continue with the same command and --resume\n", c.out_path);
+        ret = 130; /* 128 + SIGINT, as shells report it */
         goto done;
     }
     if (json) {

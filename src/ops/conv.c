@@ -17,27 +17,23 @@ int64_t lb_conv2d_col_size(const lb_conv_shape *s) {
     return (int64_t)s->B * s->OH * s->OW * s->KH * s->KW * s->C;
 }
 
-void lb_conv2d_weight_pack(float *wk, const float *w, const lb_conv_shape *s) {
+/* OIHW <-> O,KH,KW,I/G: one permutation, copied in either direction */
+static void weight_permute(float *dst, const float *src, const lb_conv_shape *s, int to_ohwi) {
     int cg = s->C / s->G;
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < s->OC; o++)
         for (int c = 0; c < cg; c++)
             for (int kh = 0; kh < s->KH; kh++)
-                for (int kw = 0; kw < s->KW; kw++)
-                    wk[(((int64_t)o * s->KH + kh) * s->KW + kw) * cg + c] =
-                        w[(((int64_t)o * cg + c) * s->KH + kh) * s->KW + kw];
+                for (int kw = 0; kw < s->KW; kw++) {
+                    int64_t ohwi = (((int64_t)o * s->KH + kh) * s->KW + kw) * cg + c;
+                    int64_t oihw = (((int64_t)o * cg + c) * s->KH + kh) * s->KW + kw;
+                    if (to_ohwi) dst[ohwi] = src[oihw];
+                    else dst[oihw] = src[ohwi];
+                }
 }
 
-void lb_conv2d_weight_unpack(float *dw, const float *dwk, const lb_conv_shape *s) {
-    int cg = s->C / s->G;
-    #pragma omp parallel for schedule(static)
-    for (int o = 0; o < s->OC; o++)
-        for (int c = 0; c < cg; c++)
-            for (int kh = 0; kh < s->KH; kh++)
-                for (int kw = 0; kw < s->KW; kw++)
-                    dw[(((int64_t)o * cg + c) * s->KH + kh) * s->KW + kw] =
-                        dwk[(((int64_t)o * s->KH + kh) * s->KW + kw) * cg + c];
-}
+void lb_conv2d_weight_pack(float *wk, const float *w, const lb_conv_shape *s) { weight_permute(wk, w, s, 1); }
+void lb_conv2d_weight_unpack(float *dw, const float *dwk, const lb_conv_shape *s) { weight_permute(dw, dwk, s, 0); }
 
 /* col for group g: rows B*OH*OW, columns KH*KW*Cg, groups stored one after another */
 static void im2col(float *col, const float *in, const lb_conv_shape *s) {

@@ -6,15 +6,15 @@
 #include <string.h>
 
 static lb_conv_shape conv_shape(const lb_model *m, const lb_node *n, int B) {
-    int ic = n->in[0] < 0 ? m->in_c : m->nodes[n->in[0]].c;
-    int ih = n->in[0] < 0 ? m->in_h : m->nodes[n->in[0]].h;
-    int iw = n->in[0] < 0 ? m->in_w : m->nodes[n->in[0]].w;
+    int ic, ih, iw;
+    lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
     return (lb_conv_shape){B, ih, iw, ic, n->h, n->w, n->c, n->kh, n->kw, n->sh, n->sw, n->ph, n->pw, n->group};
 }
 
 static lb_pool_shape pool_shape(const lb_model *m, const lb_node *n, int B) {
-    const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
-    return (lb_pool_shape){B, p ? p->h : m->in_h, p ? p->w : m->in_w, n->c, n->h, n->w, n->kh, n->kw,
+    int ic, ih, iw;
+    lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
+    return (lb_pool_shape){B, ih, iw, n->c, n->h, n->w, n->kh, n->kw,
                            n->sh, n->sw, n->ph, n->pw, n->count_include_pad};
 }
 
@@ -96,6 +96,12 @@ void lb_graph_set_input(lb_model *m, const float *x, int B) {
 
 static float *in_ptr(lb_model *m, const lb_node *n, int k) { return n->in[k] < 0 ? m->x : m->nodes[n->in[k]].out; }
 static float *din_ptr(lb_model *m, const lb_node *n, int k) { return n->need_din[k] ? m->nodes[n->in[k]].dout : NULL; }
+/* elements per sample of input 0 */
+static int in_elems(const lb_model *m, const lb_node *n) {
+    int c, h, w;
+    lb_node_in_shape(m, n, 0, &c, &h, &w);
+    return c * h * w;
+}
 static float *bias_of(lb_model *m, const lb_node *n) { return n->has_bias ? m->params + m->tensors[n->p0 + 1].offset : NULL; }
 
 void lb_graph_forward(lb_model *m, int B, int training) {
@@ -113,8 +119,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             break;
         }
         case LB_OP_GEMM: {
-            int K = n->in[0] < 0 ? (int)m->in_size : (int)m->nodes[n->in[0]].out_size;
-            lb_linear_forward(n->out, x, n->weff, bias_of(m, n), B, K, n->c);
+            lb_linear_forward(n->out, x, n->weff, bias_of(m, n), B, in_elems(m, n), n->c);
             break;
         }
         case LB_OP_BN: {
@@ -129,15 +134,16 @@ void lb_graph_forward(lb_model *m, int B, int training) {
         case LB_OP_MAXPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_maxpool_forward(n->out, n->argmax, x, &s); break; }
         case LB_OP_AVGPOOL: { lb_pool_shape s = pool_shape(m, n, B); lb_avgpool_forward(n->out, x, &s); break; }
         case LB_OP_GAP: {
-            const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
-            lb_gap_forward(n->out, x, B, p ? p->h * p->w : m->in_h * m->in_w, n->c);
+            int c, h, w;
+            lb_node_in_shape(m, n, 0, &c, &h, &w);
+            lb_gap_forward(n->out, x, B, h * w, c);
             break;
         }
         case LB_OP_ADD: lb_add_forward(n->out, x, in_ptr(m, n, 1), sz); break;
-        case LB_OP_FLATTEN: {
-            const lb_node *p = n->in[0] < 0 ? NULL : &m->nodes[n->in[0]];
-            if (!p) lb_nhwc_to_nchw(n->out, x, B, m->in_h, m->in_w, m->in_c); /* m->x is NHWC */
-            else lb_nhwc_to_nchw(n->out, x, B, p->h, p->w, p->c);
+        case LB_OP_FLATTEN: { /* NHWC -> PyTorch's NCHW flatten order */
+            int c, h, w;
+            lb_node_in_shape(m, n, 0, &c, &h, &w);
+            lb_nhwc_to_nchw(n->out, x, B, h, w, c);
             break;
         }
         case LB_OP_DROPOUT:
@@ -174,9 +180,8 @@ void lb_graph_backward(lb_model *m, int B) {
             break;
         }
         case LB_OP_GEMM: {
-            int K = n->in[0] < 0 ? (int)m->in_size : (int)m->nodes[n->in[0]].out_size;
             float *db = n->has_bias ? m->grads + m->tensors[n->p0 + 1].offset : NULL;
-            lb_linear_backward(dx, n->dweff, db, n->dout, x, n->weff, B, K, n->c, acc);
+            lb_linear_backward(dx, n->dweff, db, n->dout, x, n->weff, B, in_elems(m, n), n->c, acc);
             break;
         }
         case LB_OP_BN: {
@@ -195,8 +200,9 @@ void lb_graph_backward(lb_model *m, int B) {
             break;
         case LB_OP_GAP:
             if (dx) {
-                const lb_node *p = &m->nodes[n->in[0]];
-                lb_gap_backward(dx, n->dout, B, p->h * p->w, n->c, acc);
+                int c, h, w;
+                lb_node_in_shape(m, n, 0, &c, &h, &w);
+                lb_gap_backward(dx, n->dout, B, h * w, c, acc);
             }
             break;
         case LB_OP_ADD:
@@ -204,7 +210,11 @@ void lb_graph_backward(lb_model *m, int B) {
             if (n->need_din[1]) lb_pass_backward(m->nodes[n->in[1]].dout, n->dout, sz, n->acc[1]);
             break;
         case LB_OP_FLATTEN:
-            if (dx) { const lb_node *p = &m->nodes[n->in[0]]; lb_nchw_to_nhwc(dx, n->dout, B, p->h, p->w, p->c, acc); }
+            if (dx) {
+                int c, h, w;
+                lb_node_in_shape(m, n, 0, &c, &h, &w);
+                lb_nchw_to_nhwc(dx, n->dout, B, h, w, c, acc);
+            }
             break;
         case LB_OP_DROPOUT:
             if (!dx) break;

@@ -86,6 +86,12 @@ void lb_graph_backward(lb_model *m, int B);
 /* Copy B samples from NCHW to m->x (NHWC). */
 void lb_graph_set_input(lb_model *m, const float *x_nchw, int B);
 static inline lb_node *lb_graph_output(lb_model *m) { return &m->nodes[m->n_nodes - 1]; }
+/* Per-sample shape of input k of node n: its producer's output, or the graph input. */
+static inline void lb_node_in_shape(const lb_model *m, const lb_node *n, int k, int *c, int *h, int *w) {
+    if (n->in[k] < 0) { *c = m->in_c; *h = m->in_h; *w = m->in_w; return; }
+    const lb_node *p = &m->nodes[n->in[k]];
+    *c = p->c; *h = p->h; *w = p->w;
+}
 int lb_model_find_tensor(const lb_model *m, const char *name);
 
 #endif

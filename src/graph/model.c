@@ -135,8 +135,7 @@ static int conv_out(int in, int k, int s, int p) { return (in + 2 * p - k) / s +
 /* Shape inference and parameters for one node whose inputs are resolved. */
 static lb_status infer(lb_model *m, lb_node *n, const parse_ctx *c, const cJSON *l) {
     int ic, ih, iw;
-    if (n->in[0] < 0) { ic = m->in_c; ih = m->in_h; iw = m->in_w; }
-    else { const lb_node *p = &m->nodes[n->in[0]]; ic = p->c; ih = p->h; iw = p->w; }
+    lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
     const char *src_name = n->in[0] < 0 ? "input" : m->nodes[n->in[0]].name;
     lb_status s = LB_OK;
     n->c = ic; n->h = ih; n->w = iw;
@@ -209,11 +208,11 @@ static lb_status infer(lb_model *m, lb_node *n, const parse_ctx *c, const cJSON 
         if (!(n->p >= 0 && n->p < 1)) return FAIL(c, "Dropout 'p' must be in [0, 1)");
         break;
     case LB_OP_ADD: {
-        const lb_node *b = n->in[1] < 0 ? NULL : &m->nodes[n->in[1]];
-        int bc = b ? b->c : m->in_c, bh = b ? b->h : m->in_h, bw = b ? b->w : m->in_w;
+        int bc, bh, bw;
+        lb_node_in_shape(m, n, 1, &bc, &bh, &bw);
         if (bc != ic || bh != ih || bw != iw)
             return FAIL(c, "Add inputs differ in shape: '%s' gives %dx%dx%d, '%s' gives %dx%dx%d", src_name, ic, ih, iw,
-                        b ? b->name : "input", bc, bh, bw);
+                        n->in[1] < 0 ? "input" : m->nodes[n->in[1]].name, bc, bh, bw);
         break;
     }
     case LB_OP_RELU: case LB_OP_COUNT: break;

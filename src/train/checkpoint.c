@@ -101,16 +101,15 @@ static lb_status meta_int(const lb_st_file *f, const char *path, const char *key
     return LB_OK;
 }
 
-lb_status lb_ckpt_read(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const char *path) {
-    lb_st_file f;
-    lb_status s = lb_st_read(path, &f);
-    if (s) return s;
+/* lb_ckpt_read on an already-parsed file (borrowed) */
+static lb_status read_parsed(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const lb_st_file *f, const char *path) {
+    lb_status s = LB_OK;
     /* read everything into scratch first so a bad file leaves the model untouched */
     float *p = lb_alloc(sizeof(float) * (size_t)m->n_params), *m1 = NULL, *m2 = NULL;
     if (!p) { s = lb_fail(LB_ERR_NOMEM, "%s: out of memory", path); goto done; }
     memcpy(p, m->params, sizeof(float) * (size_t)m->n_params);
     for (int i = 0; i < m->n_tensors && !s; i++)
-        s = copy_f32(&f, path, m->tensors[i].name, &m->tensors[i], p + m->tensors[i].offset);
+        s = copy_f32(f, path, m->tensors[i].name, &m->tensors[i], p + m->tensors[i].offset);
     if (!s && o) {
         m1 = lb_calloc((size_t)m->n_params, sizeof(float));
         m2 = o->m2 ? lb_calloc((size_t)m->n_params, sizeof(float)) : NULL;
@@ -121,22 +120,22 @@ lb_status lb_ckpt_read(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const char 
                 if (!t->trainable) continue;
                 char name[512];
                 snprintf(name, sizeof name, "opt.%s.m%d", t->name, j + 1);
-                s = copy_f32(&f, path, name, t, (j ? m2 : m1) + t->offset);
+                s = copy_f32(f, path, name, t, (j ? m2 : m1) + t->offset);
             }
     }
     if (!s && meta) {
         int64_t ep = 0, seed = 0;
         *meta = (lb_ckpt_meta){0};
         if (o) {
-            if ((s = meta_int(&f, path, "step", &meta->step)) || (s = meta_int(&f, path, "epoch", &ep)) ||
-                (s = meta_int(&f, path, "seed", &seed)) || (s = meta_int(&f, path, "batch", &meta->batch)) ||
-                (s = meta_int(&f, path, "steps_per_epoch", &meta->steps_per_epoch)))
+            if ((s = meta_int(f, path, "step", &meta->step)) || (s = meta_int(f, path, "epoch", &ep)) ||
+                (s = meta_int(f, path, "seed", &seed)) || (s = meta_int(f, path, "batch", &meta->batch)) ||
+                (s = meta_int(f, path, "steps_per_epoch", &meta->steps_per_epoch)))
                 goto done;
         } else {
             /* weights only (--init, eval): a file from another tool may have no metadata */
-            meta_int_opt(&f, "step", &meta->step);
-            meta_int_opt(&f, "epoch", &ep);
-            meta_int_opt(&f, "seed", &seed);
+            meta_int_opt(f, "step", &meta->step);
+            meta_int_opt(f, "epoch", &ep);
+            meta_int_opt(f, "seed", &seed);
         }
         meta->epoch = (int)ep;
         meta->seed = (uint64_t)seed;
@@ -152,6 +151,14 @@ done:
     lb_free(p);
     lb_free(m1);
     lb_free(m2);
+    return s;
+}
+
+lb_status lb_ckpt_read(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const char *path) {
+    lb_st_file f;
+    lb_status s = lb_st_read(path, &f);
+    if (s) return s;
+    s = read_parsed(m, o, meta, &f, path);
     lb_st_free(&f);
     return s;
 }
@@ -166,13 +173,11 @@ lb_status lb_model_create_from_checkpoint(lb_model **out, const char *path) {
     snprintf(src, sizeof src, "%s: __metadata__ 'spec'", path);
     if (!spec) s = lb_fail(LB_ERR_FORMAT, "%s: no model spec in __metadata__ (not written by lowbit?); give the model explicitly", path);
     else s = lb_model_create_from_json(out, spec, strlen(spec), src);
-    lb_st_free(&f);
-    if (s) return s;
-    /* a second read keeps this simple; checkpoints are small next to the work done with them */
-    if ((s = lb_checkpoint_load(*out, path, NULL))) {
+    if (!s && (s = read_parsed(*out, NULL, NULL, &f, path))) {
         lb_model_destroy(*out);
         *out = NULL;
     }
+    lb_st_free(&f);
     return s;
 }
 

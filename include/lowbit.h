@@ -128,6 +128,48 @@ void lb_model_tensor(const lb_model *m, int i, lb_param_info *info);
  * internally-owned buffers sized for the largest n seen (grown, never per call). */
 lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, float *logits);
 
+/* ---------------------------------------------------------------- quantization */
+
+/* Make the model quantization-aware. `q` is "METHOD:W/A[,key=value...]" (methods
+ * uniform, balanced, uniq, syq, qn, pot; docs/methods.md) or "fp32"; NULL re-applies the
+ * spec's own "quant" default. Weight quantizers go on every Conv/Gemm except the first
+ * and the last (unless quant_all, or the spec's "quant" names the layer), activation
+ * quantizers on every Relu/Clip output. Replaces quantizers attached before; learned
+ * quantizer tensors ("conv2.wq.alpha") join the model's tensors, so pointers from
+ * lb_model_tensor are invalidated. LB_ERR_INVALID with a message listing the methods,
+ * options and bit widths for a bad string. */
+lb_status lb_model_set_quant(lb_model *m, const char *q, int quant_all);
+/* The model's default quantization string in canonical form ("fp32" when none); owned
+ * by the model, valid until the next lb_model_set_quant. */
+const char *lb_model_quant(const lb_model *m);
+int lb_model_quant_all(const lb_model *m);
+/* The method's own fine-tuning recipe from METHODS.md for a quantization string, as
+ * "OPT lr=X [wd=X] [clip=X] [bnfix=N]" (e.g. SYQ: "adam lr=0.0001 wd=0"); NULL for fp32
+ * or an unknown method. Static storage. */
+const char *lb_quant_recipe(const char *q);
+
+/* Per-layer cost for `lowbit report`: for layers with MACs (Conv, Gemm). BOPs follow
+ * UNIQ (METHODS.md section 0): m n k^2 (b_a b_w + b_a + b_w + log2(n k^2)) per output
+ * position, float operands counted as 32 bits. Bytes: weights packed at their bit width
+ * plus the quantizer's scales/codebook (float32 each), float layers at 4 bytes. */
+typedef struct lb_layer_cost {
+    const char *name, *op;
+    const char *method;      /* "fp32" or the weight quantizer's method */
+    int64_t params;          /* weight and bias elements */
+    int wbits, abits;        /* weight bits; bits of the layer's input activation (32: float) */
+    int64_t macs;            /* per image */
+    double bops;             /* per image */
+    int64_t bytes;           /* packed size: codes + scales/codebook + float bias */
+} lb_layer_cost;
+/* Returns 1 and fills `c` when layer i has MACs, else 0. */
+int lb_model_layer_cost(const lb_model *m, int i, lb_layer_cost *c);
+
+/* Quantize-dequantize one array with a method's weight quantizer (hard, evaluation
+ * form): `q` as for lb_model_set_quant, shape as the tensor's (PyTorch layout: groups
+ * such as SYQ's rows and pixels follow it). y (n values) may alias x; codes (n values)
+ * may be NULL. Learned parameters are initialised from x as for a fine-tune. */
+lb_status lb_quantize_array(const char *q, const float *x, int ndim, const int64_t *shape, float *y, int32_t *codes);
+
 /* ---------------------------------------------------------------- data */
 
 typedef enum lb_split { LB_SPLIT_TRAIN = 0, LB_SPLIT_TEST = 1 } lb_split;
@@ -213,13 +255,16 @@ typedef struct lb_train_config {
     int64_t max_steps;       /* stop after this many steps in total (0: no limit) */
     int eval_every_epoch;    /* evaluate on the test set after each epoch, default 1 */
     int eval_batch;          /* default 500 */
+    int bn_reestimate;       /* at the end, re-estimate batch-norm statistics with the hard
+                              * quantized weights over this many training batches (UNIQ), 0: off */
 } lb_train_config;
 
 void lb_train_config_default(lb_train_config *c);
 
 /* Progress reported to the caller's callback. */
 typedef struct lb_train_progress {
-    int kind;                /* 0: training step, 1: end of epoch (test metrics valid) */
+    int kind;                /* 0: training step, 1: end of epoch (test metrics valid),
+                              * 2: batch-norm statistics re-estimated (test_acc before/after) */
     int epoch;               /* 0-based epoch of the step */
     int64_t step;            /* steps done in total */
     int64_t steps_per_epoch;
@@ -228,8 +273,9 @@ typedef struct lb_train_progress {
     float train_acc;         /* training accuracy since the last report */
     float lr;
     double img_per_s;        /* training throughput since the last report */
-    double test_acc, test_loss; /* kind 1 with evaluation, else -1 */
+    double test_acc, test_loss; /* kind 1 with evaluation, else -1; kind 2: after re-estimation */
     double elapsed_s;
+    double test_acc_before;  /* kind 2 (batch-norm statistics re-estimated): accuracy before */
 } lb_train_progress;
 /* Called every few steps and at each epoch end; return non-zero to stop early
  * (the checkpoint is still written). */
@@ -266,6 +312,9 @@ lb_status lb_model_create_from_checkpoint(lb_model **out, const char *path);
 /* Load parameters by name; every model tensor must be present with the same shape.
  * Extra tensors (optimizer state) are ignored. `state` may be NULL. */
 lb_status lb_checkpoint_load(lb_model *m, const char *path, lb_ckpt_state *state);
+/* One string of a checkpoint's __metadata__ ("quant", "spec", "epoch", ...) into buf.
+ * LB_ERR_FORMAT when absent or longer than n - 1. */
+lb_status lb_checkpoint_meta(const char *path, const char *key, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

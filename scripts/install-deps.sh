@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy libtcmalloc-minimal4 time)
+  pkgs+=(python3-torch python3-numpy python3-matplotlib libtcmalloc-minimal4 time)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -34,10 +34,20 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
         n->dout = NULL; n->save = NULL; n->invstd = NULL; n->argmax = NULL; n->dwk = NULL; n->wk = NULL;
         if (n->fused) { /* aliases its BN: the BN's node comes first, its pointers are set */
             if (base) { n->out = m->nodes[n->in[0]].out; n->dout = m->nodes[n->in[0]].dout; }
+            if (n->aq) {
+                CARVE(n->qout, float, sz);
+                n->dqout = NULL;
+                if (training) CARVE(n->dqout, float, sz);
+            }
             continue;
         }
         CARVE(n->out, float, sz);
         if (training) CARVE(n->dout, float, sz);
+        if (n->aq) {
+            CARVE(n->qout, float, sz);
+            n->dqout = NULL;
+            if (training) CARVE(n->dqout, float, sz);
+        }
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
@@ -94,8 +104,17 @@ void lb_graph_set_input(lb_model *m, const float *x, int B) {
     else lb_nchw_to_nhwc(m->x, x, B, m->in_h, m->in_w, m->in_c, 0);
 }
 
-static float *in_ptr(lb_model *m, const lb_node *n, int k) { return n->in[k] < 0 ? m->x : m->nodes[n->in[k]].out; }
-static float *din_ptr(lb_model *m, const lb_node *n, int k) { return n->need_din[k] ? m->nodes[n->in[k]].dout : NULL; }
+/* a producer with an activation quantizer is read through its quantized output */
+static float *in_ptr(lb_model *m, const lb_node *n, int k) {
+    if (n->in[k] < 0) return m->x;
+    const lb_node *p = &m->nodes[n->in[k]];
+    return p->aq ? p->qout : p->out;
+}
+static float *din_ptr(lb_model *m, const lb_node *n, int k) {
+    if (!n->need_din[k]) return NULL;
+    const lb_node *p = &m->nodes[n->in[k]];
+    return p->aq ? p->dqout : p->dout;
+}
 /* elements per sample of input 0 */
 static int in_elems(const lb_model *m, const lb_node *n) {
     int c, h, w;
@@ -110,6 +129,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
         double t0 = m->prof ? omp_get_wtime() : 0;
         const float *x = in_ptr(m, n, 0);
         int64_t sz = (int64_t)B * n->out_size;
+        if (n->wq) lb_graph_wq_forward(m, n, training);
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
@@ -154,6 +174,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             break;
         case LB_OP_COUNT: break;
         }
+        if (n->aq) lb_graph_aq_forward(m, n, sz, training);
         if (m->prof) m->prof[i] += omp_get_wtime() - t0;
     }
 }
@@ -166,6 +187,7 @@ void lb_graph_backward(lb_model *m, int B) {
         int acc = n->acc[0];
         double t0 = m->prof ? omp_get_wtime() : 0;
         int64_t sz = (int64_t)B * n->out_size;
+        if (n->aq) lb_graph_aq_backward(m, n, sz);
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
@@ -223,6 +245,7 @@ void lb_graph_backward(lb_model *m, int B) {
             break;
         case LB_OP_COUNT: break;
         }
+        if (n->wq) lb_graph_wq_backward(m, n);
         if (m->prof) m->prof[m->n_nodes + i] += omp_get_wtime() - t0;
     }
 }

@@ -20,7 +20,13 @@ typedef struct lb_tensor_entry {
     int64_t size, offset;    /* elements; offset into m->params / m->grads */
     int trainable;
     int decay;               /* weight decay applies (all trainable tensors, as torch.optim does) */
+    int frozen;              /* trainable but held still for now (quantizer schedules) */
+    int qowner;              /* index in m->quants of the quantizer owning it, or -1 */
 } lb_tensor_entry;
+
+struct lb_quant;
+struct cJSON;
+struct lb_qcfg;
 
 typedef struct lb_node {
     lb_op op;
@@ -53,6 +59,9 @@ typedef struct lb_node {
      * forward and maps dweff back onto the parameter's gradient after the backward. An
      * activation quantizer wraps `out`/`dout` the same way. */
     float *weff, *dweff;
+    struct lb_quant *wq;     /* weight quantizer (Conv/Gemm), or NULL */
+    struct lb_quant *aq;     /* activation quantizer on this node's output (Relu/Clip), or NULL */
+    float *qout, *dqout;     /* aq: quantized output and its gradient; consumers read these */
 } lb_node;
 
 struct lb_model {
@@ -73,6 +82,17 @@ struct lb_model {
     float *scratch;          /* shared direct-conv scratch (sized for plan_threads threads) */
     int plan_threads;        /* thread count the buffers were planned for */
     double *prof;            /* when non-NULL: seconds per node, forward [0, n) and backward [n, 2n) */
+    /* quantization (src/graph/quantize.c): per-layer configs from the spec, the effective
+     * default, and the attached quantizers */
+    struct lb_qcfg *qcfg;    /* [0] default, then per-layer overrides named in qcfg_layer */
+    char **qcfg_layer;
+    int n_qcfg;
+    int quant_all;
+    char *quant_str;         /* canonical default, as stored in checkpoints */
+    struct lb_quant **quants;
+    int n_quants;
+    int q_observe;           /* calibration: activation quantizers observe and pass through */
+    int q_hard;              /* quantizers use their hard (evaluation) form even in training mode */
     uint64_t dropout_key;
     int64_t step;            /* keys dropout masks */
 };
@@ -93,5 +113,26 @@ static inline void lb_node_in_shape(const lb_model *m, const lb_node *n, int k, 
     *c = p->c; *h = p->h; *w = p->w;
 }
 int lb_model_find_tensor(const lb_model *m, const char *name);
+
+/* Quantization (quantize.c). The spec's "quant" object: {"default": Q, "<layer>": Q, ...}
+ * (NULL: none); layer names are checked. */
+lb_status lb_graph_parse_quant(lb_model *m, const struct cJSON *q, const char *src);
+void lb_graph_free_quant(lb_model *m);
+/* Around the ops: a node's weight quantizer forward/backward and its activation
+ * quantizer's (exec.c calls them). */
+void lb_graph_wq_forward(lb_model *m, lb_node *n, int training);
+void lb_graph_wq_backward(lb_model *m, lb_node *n);
+void lb_graph_aq_forward(lb_model *m, lb_node *n, int64_t count, int training);
+void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count);
+/* Training-time services: initialise weight quantizers that have no learned values yet
+ * (from the latent weights); calibrate activation quantizers that need data (a few
+ * forward passes in float, observing); run every quantizer's schedule hook before a
+ * step and mirror `frozen` onto the tensors; back to plain quantized mode. */
+struct lb_qsched;
+void lb_quant_init_weights(lb_model *m);
+int lb_quant_needs_calibration(const lb_model *m);
+lb_status lb_quant_calibrate(lb_model *m, const float *x_nchw, int64_t n, int batch);
+void lb_quant_schedule(lb_model *m, const struct lb_qsched *s, uint64_t seed);
+void lb_quant_reset_modes(lb_model *m);
 
 #endif

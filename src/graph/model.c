@@ -123,6 +123,7 @@ static lb_status add_tensor(lb_model *m, lb_node *n, const char *suffix, int ndi
     t->offset = m->n_params;
     t->trainable = trainable;
     t->decay = trainable;
+    t->qowner = -1;
     m->n_params += (t->size + 15) / 16 * 16; /* 64-byte aligned tensors */
     if (n->np == 0) n->p0 = m->n_tensors;
     n->np++;
@@ -318,12 +319,6 @@ static lb_status build(lb_model *m, const cJSON *root, const char *src) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     if (name && !cJSON_IsString(name)) return FAIL(&c, "'name' must be a string");
     if (!(m->name = lb_strdup(name ? name->valuestring : "model"))) return lb_fail(LB_ERR_NOMEM, "out of memory");
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quant");
-    if (q) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(q, "default");
-        if (!cJSON_IsObject(q) || (q->child && !(cJSON_IsString(d) && !strcmp(d->valuestring, "fp32") && !d->next && d == q->child)))
-            return FAIL(&c, "'quant': this build trains float models only; use {\"default\": \"fp32\"} or leave it out");
-    }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
     int dims[3] = {1, 1, 1}, nd = cJSON_GetArraySize(in);
     if (!cJSON_IsArray(in) || (nd != 1 && nd != 3)) return FAIL(&c, "'input' must be [C, H, W] or [features]");
@@ -361,7 +356,9 @@ static lb_status build(lb_model *m, const cJSON *root, const char *src) {
     if (out->h != 1 || out->w != 1 || out->c < 2)
         return lb_fail(LB_ERR_INVALID, "%s: the last layer ('%s') must output a vector of at least 2 classes, got %dx%dx%d",
                        src, out->name, out->c, out->h, out->w);
-    return plan_backward(m, src);
+    lb_status s = plan_backward(m, src);
+    if (s) return s;
+    return lb_graph_parse_quant(m, cJSON_GetObjectItemCaseSensitive(root, "quant"), src);
 }
 
 lb_status lb_model_create_from_json(lb_model **out, const char *json, size_t len, const char *source) {
@@ -393,6 +390,7 @@ lb_status lb_model_create_from_json(lb_model **out, const char *json, size_t len
         if (n->np) { n->weff = m->params + m->tensors[n->p0].offset; n->dweff = m->grads + m->tensors[n->p0].offset; }
     }
     lb_model_init_params(m, 0);
+    if ((s = lb_model_set_quant(m, NULL, 0))) { lb_model_destroy(m); return s; }
     *out = m;
     return LB_OK;
 }
@@ -410,6 +408,7 @@ lb_status lb_model_create(lb_model **out, const char *path) {
 
 void lb_model_destroy(lb_model *m) {
     if (!m) return;
+    lb_graph_free_quant(m);
     for (int i = 0; i < m->n_nodes; i++) free(m->nodes[i].name);
     for (int i = 0; i < m->n_tensors; i++) free(m->tensors[i].name);
     free(m->nodes);

@@ -2,13 +2,14 @@
  * and PyTorch read them directly), optimizer state under "opt.", and the spec and
  * training position in __metadata__ (string values, as the format requires). */
 #include "train/train.h"
+#include "quant/quant.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_META = 12 };
+enum { MAX_META = 14 };
 
 lb_status lb_ckpt_write(const lb_model *m, const lb_optim *o, const lb_ckpt_meta *meta, const char *path) {
     int nopt = o ? (o->m2 ? 2 : 1) : 0, ntr = 0;
@@ -41,7 +42,8 @@ lb_status lb_ckpt_write(const lb_model *m, const lb_optim *o, const lb_ckpt_meta
     keys[nm] = "format"; vals[nm++] = "lowbit-checkpoint-1";
     keys[nm] = "lowbit_version"; vals[nm++] = lb_version();
     keys[nm] = "spec"; vals[nm++] = m->spec_json;
-    keys[nm] = "quant"; vals[nm++] = "fp32";
+    keys[nm] = "quant"; vals[nm++] = lb_model_quant(m);
+    keys[nm] = "quant_all"; vals[nm++] = m->quant_all ? "1" : "0";
     if (meta) {
         snprintf(num[0], 32, "%d", meta->epoch);
         snprintf(num[1], 32, "%" PRId64, meta->step);
@@ -108,8 +110,19 @@ static lb_status read_parsed(lb_model *m, lb_optim *o, lb_ckpt_meta *meta, const
     float *p = lb_alloc(sizeof(float) * (size_t)m->n_params), *m1 = NULL, *m2 = NULL;
     if (!p) { s = lb_fail(LB_ERR_NOMEM, "%s: out of memory", path); goto done; }
     memcpy(p, m->params, sizeof(float) * (size_t)m->n_params);
-    for (int i = 0; i < m->n_tensors && !s; i++)
-        s = copy_f32(f, path, m->tensors[i].name, &m->tensors[i], p + m->tensors[i].offset);
+    /* a quantizer's tensors may be missing from a float checkpoint (--init, the papers'
+     * fine-tuning from float): that quantizer is initialised from the weights instead */
+    int *missing = calloc((size_t)m->n_quants + 1, sizeof(int));
+    if (!missing) { s = lb_fail(LB_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    for (int i = 0; i < m->n_tensors && !s; i++) {
+        const lb_tensor_entry *t = &m->tensors[i];
+        if (t->qowner >= 0 && !o && !lb_st_find(f, t->name)) { missing[t->qowner] = 1; continue; }
+        s = copy_f32(f, path, t->name, t, p + t->offset);
+    }
+    if (!s)
+        for (int i = 0; i < m->n_quants; i++)
+            if (m->quants[i]->nlearn) m->quants[i]->initialized = !missing[i];
+    free(missing);
     if (!s && o) {
         m1 = lb_calloc((size_t)m->n_params, sizeof(float));
         m2 = o->m2 ? lb_calloc((size_t)m->n_params, sizeof(float)) : NULL;
@@ -173,6 +186,14 @@ lb_status lb_model_create_from_checkpoint(lb_model **out, const char *path) {
     snprintf(src, sizeof src, "%s: __metadata__ 'spec'", path);
     if (!spec) s = lb_fail(LB_ERR_FORMAT, "%s: no model spec in __metadata__ (not written by lowbit?); give the model explicitly", path);
     else s = lb_model_create_from_json(out, spec, strlen(spec), src);
+    const char *quant = lb_st_meta(&f, "quant"), *all = lb_st_meta(&f, "quant_all");
+    if (!s && quant && (s = lb_model_set_quant(*out, quant, all && !strcmp(all, "1")))) {
+        lb_model_destroy(*out);
+        *out = NULL;
+        char pre[1100];
+        snprintf(pre, sizeof pre, "%s: __metadata__ 'quant'", path);
+        lb_error_prefix(pre);
+    }
     if (!s && (s = read_parsed(*out, NULL, NULL, &f, path))) {
         lb_model_destroy(*out);
         *out = NULL;
@@ -187,5 +208,17 @@ lb_status lb_checkpoint_load(lb_model *m, const char *path, lb_ckpt_state *state
     lb_ckpt_meta meta;
     lb_status s = lb_ckpt_read(m, NULL, &meta, path);
     if (!s && state) *state = (lb_ckpt_state){meta.step, meta.epoch, meta.seed};
+    return s;
+}
+
+lb_status lb_checkpoint_meta(const char *path, const char *key, char *buf, size_t n) {
+    lb_st_file f;
+    lb_status s = lb_st_read(path, &f);
+    if (s) return s;
+    const char *v = lb_st_meta(&f, key);
+    if (!v) s = lb_fail(LB_ERR_FORMAT, "%s: __metadata__ has no '%s'", path, key);
+    else if (strlen(v) >= n) s = lb_fail(LB_ERR_FORMAT, "%s: __metadata__ '%s' is too long", path, key);
+    else strcpy(buf, v);
+    lb_st_free(&f);
     return s;
 }

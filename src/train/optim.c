@@ -26,7 +26,7 @@ void lb_optim_step(lb_optim *o, lb_model *m, float lr, int64_t t) {
     const float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     for (int k = 0; k < m->n_tensors; k++) {
         const lb_tensor_entry *te = &m->tensors[k];
-        if (!te->trainable) continue;
+        if (!te->trainable || te->frozen) continue;
         float *p = m->params + te->offset, *g = m->grads + te->offset;
         float *m1 = o->m1 + te->offset, *m2 = o->m2 ? o->m2 + te->offset : NULL;
         const float wd = te->decay ? o->weight_decay : 0.0f;
@@ -79,7 +79,7 @@ double lb_clip_grad_norm(lb_model *m, float max_norm) {
     double ss = 0; /* serial: a fixed summation order, and cheap next to a step */
     for (int k = 0; k < m->n_tensors; k++) {
         const lb_tensor_entry *te = &m->tensors[k];
-        if (!te->trainable) continue;
+        if (!te->trainable || te->frozen) continue;
         const float *g = m->grads + te->offset;
         for (int64_t i = 0; i < te->size; i++) ss += (double)g[i] * g[i];
     }
@@ -88,7 +88,7 @@ double lb_clip_grad_norm(lb_model *m, float max_norm) {
         float sc = (float)(max_norm / (norm + 1e-6));
         for (int k = 0; k < m->n_tensors; k++) {
             const lb_tensor_entry *te = &m->tensors[k];
-            if (!te->trainable) continue;
+            if (!te->trainable || te->frozen) continue;
             float *g = m->grads + te->offset;
             for (int64_t i = 0; i < te->size; i++) g[i] *= sc;
         }

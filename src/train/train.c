@@ -1,5 +1,6 @@
 /* The training loop and evaluation. */
 #include "train/train.h"
+#include "quant/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -122,6 +123,34 @@ lb_status lb_eval(lb_model *m, const lb_dataset *d, int batch, lb_eval_result *r
     return LB_OK;
 }
 
+/* Batch-norm statistics for the hard-quantized weights (METHODS.md section 2): running
+ * statistics gathered while training under noise do not match the deployed weights.
+ * Reset them and take the cumulative average over `batches` training batches in data
+ * order (PyTorch's momentum=None), quantizers in their hard form, nothing trained. */
+static void bn_reestimate(lb_model *m, const lb_dataset *d, float *xb, int batch, int batches) {
+    float *mom = malloc(sizeof(float) * (size_t)m->n_nodes);
+    if (!mom) return;
+    for (int i = 0; i < m->n_nodes; i++) {
+        lb_node *n = &m->nodes[i];
+        mom[i] = n->momentum;
+        if (n->op != LB_OP_BN) continue;
+        const lb_tensor_entry *t = &m->tensors[n->p0];
+        for (int64_t c = 0; c < n->c; c++) { m->params[t[2].offset + c] = 0; m->params[t[3].offset + c] = 1; }
+    }
+    m->q_hard = 1;
+    for (int k = 0; k < batches && (int64_t)k * batch < d->n; k++) {
+        int B = (int)LB_MIN((int64_t)batch, d->n - (int64_t)k * batch);
+        for (int i = 0; i < m->n_nodes; i++)
+            if (m->nodes[i].op == LB_OP_BN) m->nodes[i].momentum = 1.0f / (float)(k + 1);
+        memcpy(xb, d->x + (int64_t)k * batch * m->in_size, sizeof(float) * (size_t)B * (size_t)m->in_size);
+        lb_graph_set_input(m, xb, B);
+        lb_graph_forward(m, B, 1);
+    }
+    m->q_hard = 0;
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].momentum = mom[i];
+    free(mom);
+}
+
 lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test, const lb_train_config *cfg,
                    lb_progress_fn cb, void *user) {
     lb_status s = check_config(m, train, cfg);
@@ -148,6 +177,12 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
         lb_model_init_params(m, cfg->seed);
     }
     m->dropout_key = lb_rng_key(cfg->seed, LB_RNG_DROPOUT);
+    /* quantizers without learned values (fresh, or --init from a float checkpoint) start
+     * from the weights; activation quantizers that need data see the first batches */
+    lb_quant_init_weights(m);
+    if (lb_quant_needs_calibration(m) &&
+        (s = lb_quant_calibrate(m, train->x, LB_MIN(train->n, (int64_t)4 * cfg->batch), cfg->batch)))
+        goto out;
     if ((s = lb_graph_reserve(m, cfg->batch, 1))) goto out;
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)train->n);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)cfg->batch);
@@ -180,6 +215,10 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
             gather(xb, train, perm, lo, B, cfg, aug_key, step, bg);
             for (int b = 0; b < B; b++) labels[b] = train->y[perm[lo + b]];
             m->step = step;
+            if (m->n_quants) {
+                lb_qsched qs = {step, spe, total, epoch, cfg->epochs};
+                lb_quant_schedule(m, &qs, cfg->seed);
+            }
             lb_graph_set_input(m, xb, B);
             lb_graph_forward(m, B, 1);
             lb_node *o = lb_graph_output(m);
@@ -201,15 +240,31 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 double t = now_s();
                 lb_train_progress p = {0, (int)((step - 1) / spe), step, spe, max_step, (float)(loss_win / (double)n_win),
                                        (float)hits_win / (float)n_win, lr, (double)n_win / LB_MAX(t - t_win, 1e-9), -1, -1,
-                                       t - t_start};
+                                       t - t_start, -1};
                 if (cb(&p, user)) stop = 1;
                 t_win = t; loss_win = 0; hits_win = 0; n_win = 0;
+            }
+            if (step == total && cfg->bn_reestimate > 0 && !stop) {
+                lb_train_progress p = {2, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, 0, -1};
+                lb_eval_result r;
+                if (test && cfg->eval_every_epoch) {
+                    if ((s = lb_eval(m, test, cfg->batch, &r))) { stop = 1; break; }
+                    p.test_acc_before = r.accuracy;
+                }
+                bn_reestimate(m, train, xb, cfg->batch, cfg->bn_reestimate);
+                if (test && cfg->eval_every_epoch) {
+                    if ((s = lb_eval(m, test, cfg->batch, &r))) { stop = 1; break; }
+                    p.test_acc = r.accuracy;
+                    p.test_loss = r.loss;
+                }
+                p.elapsed_s = now_s() - t_start;
+                if (cb && cb(&p, user)) stop = 1;
             }
             if (end_epoch || step == max_step || stop) {
                 lb_ckpt_meta meta = {step, cfg->batch, spe, (int)(step / spe), cfg->seed, cj};
                 if ((s = lb_ckpt_write(m, &opt, &meta, cfg->out_path))) { stop = 1; break; }
                 if (end_epoch && cb) {
-                    lb_train_progress p = {1, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, now_s() - t_start};
+                    lb_train_progress p = {1, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, now_s() - t_start, -1};
                     if (test && cfg->eval_every_epoch) {
                         lb_eval_result r;
                         if ((s = lb_eval(m, test, cfg->batch, &r))) { stop = 1; break; }

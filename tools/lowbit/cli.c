@@ -99,6 +99,12 @@ int cli_parse(int argc, char **argv, int first, cli_arg *args, int nargs, const 
     return 0;
 }
 
+int cli_find(const cli_arg *args, int nargs, const char *name) {
+    for (int i = 0; i < nargs; i++)
+        if (!strcmp(args[i].name, name)) return i;
+    abort(); /* a programming error: the table lacks the flag */
+}
+
 static int file_exists(const char *p) { return access(p, R_OK) == 0; }
 
 lb_status cli_load_model(const char *arg, lb_model **out) {
@@ -121,11 +127,33 @@ lb_status cli_load_model(const char *arg, lb_model **out) {
     return s;
 }
 
-int cli_check_quant(const char *cmd, const char *quant) {
-    if (!quant || !strcmp(quant, "fp32") || !strcmp(quant, "float")) return 0;
-    return cli_error(cmd, EXIT_USAGE,
-                     "--quant '%s': this build trains float models only (valid: fp32); the quantization methods "
-                     "(uniform, balanced, uniq, syq, qn, pot) are not built yet", quant);
+lb_status cli_model_for_ckpt(const char *model, const char *ckpt, const char *quant, int quant_all, lb_model **out) {
+    lb_status s;
+    *out = NULL;
+    if (!model) {
+        if ((s = lb_model_create_from_checkpoint(out, ckpt))) return s;
+        if (!quant && !quant_all) return LB_OK;
+        /* another quantization than the checkpoint's own: attach it, then load again */
+        if ((s = lb_model_set_quant(*out, quant ? quant : lb_model_quant(*out), quant_all)) ||
+            (s = lb_checkpoint_load(*out, ckpt, NULL))) {
+            lb_model_destroy(*out);
+            *out = NULL;
+        }
+        return s;
+    }
+    char stored[1024] = "fp32", all[8] = "0";
+    if ((s = cli_load_model(model, out))) return s;
+    if (!quant) {
+        /* a file without lowbit metadata is a float checkpoint */
+        if (lb_checkpoint_meta(ckpt, "quant", stored, sizeof stored)) strcpy(stored, "fp32");
+        if (!quant_all && lb_checkpoint_meta(ckpt, "quant_all", all, sizeof all)) strcpy(all, "0");
+    }
+    if ((s = lb_model_set_quant(*out, quant ? quant : stored, quant_all || !strcmp(all, "1"))) ||
+        (s = lb_checkpoint_load(*out, ckpt, NULL))) {
+        lb_model_destroy(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 void cli_format_duration(char *buf, size_t n, double s) {
@@ -143,6 +171,10 @@ int cli_progress_cb(const lb_train_progress *p, void *user) {
             fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"train_acc\": %.4f, "
                     "\"test_acc\": null, \"img_per_s\": %.1f}\n", p->epoch + 1, (long long)p->step, p->loss, p->lr,
                     p->train_acc, p->img_per_s);
+        else if (p->kind == 2 && p->test_acc >= 0)
+            fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"bn_reestimated\": true, \"test_acc_before\": %.4f, "
+                    "\"test_acc\": %.4f, \"test_loss\": %.6f}\n", p->epoch + 1, (long long)p->step, p->test_acc_before,
+                    p->test_acc, p->test_loss);
         else if (p->test_acc >= 0)
             fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": null, \"lr\": %.6g, \"train_acc\": null, "
                     "\"test_acc\": %.4f, \"test_loss\": %.6f, \"img_per_s\": null, \"elapsed_s\": %.1f}\n", p->epoch + 1,
@@ -154,6 +186,15 @@ int cli_progress_cb(const lb_train_progress *p, void *user) {
     double rate = p->step > 0 ? p->elapsed_s / (double)p->step : 0;
     cli_format_duration(eta, sizeof eta, rate * (double)(p->total_steps - p->step));
     cli_format_duration(el, sizeof el, p->elapsed_s);
+    if (p->kind == 2) {
+        if (cp->tty) fputs("\r\033[K", stderr);
+        if (p->test_acc >= 0)
+            fprintf(stderr, "batch-norm statistics re-estimated with the hard-quantized weights: test accuracy %.2f%% -> %.2f%%\n",
+                    100 * p->test_acc_before, 100 * p->test_acc);
+        else
+            fprintf(stderr, "batch-norm statistics re-estimated with the hard-quantized weights\n");
+        return 0;
+    }
     if (p->kind == 1) {
         if (cp->tty) fputs("\r\033[K", stderr);
         if (p->test_acc >= 0)

@@ -25,6 +25,8 @@ typedef struct cli_arg {
  * returns EXIT_USAGE on error, -1 when --help was printed, 0 on success. */
 int cli_parse(int argc, char **argv, int first, cli_arg *args, int nargs, const char *cmd, const char *usage,
               const char *description);
+/* index of the flag in the table (it must be there) */
+int cli_find(const cli_arg *args, int nargs, const char *name);
 void cli_print_help(FILE *f, const char *cmd, const char *usage, const char *description, const cli_arg *args, int nargs);
 
 /* Print "lowbit <cmd>: <message from the library>" and return the exit status for s. */
@@ -33,8 +35,10 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((fo
 
 /* Zoo name ("fmnist-cnn") or path to a spec -> model. */
 lb_status cli_load_model(const char *arg, lb_model **out);
-/* Exact "fp32"/"float" accepted; other quantizers arrive with the quantization issue. */
-int cli_check_quant(const char *cmd, const char *quant);
+/* The model for a checkpoint: from --model (or the checkpoint's stored spec when NULL),
+ * quantized as --quant says or, without it, as the checkpoint was trained, then the
+ * checkpoint's tensors loaded. */
+lb_status cli_model_for_ckpt(const char *model, const char *ckpt, const char *quant, int quant_all, lb_model **out);
 
 /* Progress display: a bar on a terminal, plain periodic lines otherwise. */
 typedef struct cli_progress {
@@ -50,5 +54,7 @@ void cli_format_duration(char *buf, size_t n, double s);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

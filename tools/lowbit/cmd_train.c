@@ -44,12 +44,16 @@ int cmd_train(int argc, char **argv) {
     lb_train_config_default(&c);
     const char *model = NULL, *data = "fashion-mnist", *quant = NULL, *metrics = NULL, *opt = "sgd", *sched = "cosine",
                *augment = "none";
-    int json = 0, quiet = 0, no_eval = 0;
+    int json = 0, quiet = 0, no_eval = 0, quant_all = 0;
     int64_t limit_train = 0, limit_test = 0;
     cli_arg args[] = {
         {"--model", ARG_STR, &model, "NAME|FILE", "zoo model (fmnist-cnn, fmnist-mlp, fmnist-resnet) or JSON spec", 0},
         {"--data", ARG_STR, &data, "NAME|DIR|IMG,LBL", "data set: fashion-mnist (default), a directory of IDX files, or an IDX pair", 0},
-        {"--quant", ARG_STR, &quant, "Q", "quantization (this build: fp32)", 0},
+        {"--quant", ARG_STR, &quant, "Q", "quantization-aware training, METHOD:W/A[,key=value] (e.g. balanced:2/4, "
+         "syq:2/4, qn:3/3, uniq:4/8, pot:4/4, uniform:2/2); docs/methods.md lists options", 0},
+        {"--quant-all", ARG_FLAG, &quant_all, NULL, "quantize the first and last layers too", 0},
+        {"--bnfix", ARG_INT, &c.bn_reestimate, "N", "re-estimate batch-norm statistics over N batches at the end "
+         "(default: the method's recipe; UNIQ 200)", 0},
         {"--init", ARG_STR, &c.init_path, "CKPT", "start from the weights of this checkpoint", 0},
         {"--out", ARG_STR, &c.out_path, "CKPT", "checkpoint to write (safetensors), required", 0},
         {"--resume", ARG_FLAG, &c.resume, NULL, "continue training from --out (weights, optimizer, position)", 0},
@@ -81,13 +85,41 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc < 0 ? EXIT_OK : rc;
     if (!model) return cli_error(cmd, EXIT_USAGE, "--model is required (see 'lowbit train --help')");
     if (!c.out_path) return cli_error(cmd, EXIT_USAGE, "--out is required (see 'lowbit train --help')");
-    if (cli_check_quant(cmd, quant)) return EXIT_USAGE;
     static const char *const opts[] = {"sgd", "adam", "adamw"}, *const scheds[] = {"const", "cosine", "step"},
                              *const augs[] = {"none", "crop"};
     int o = 0, s = 0, a = 0;
     if (pick(cmd, "--opt", opt, opts, 3, &o) || pick(cmd, "--sched", sched, scheds, 3, &s) ||
         pick(cmd, "--augment", augment, augs, 2, &a))
         return EXIT_USAGE;
+    /* the method's own recipe (METHODS.md) for whatever the command line leaves open */
+    const char *recipe = quant ? lb_quant_recipe(quant) : NULL;
+    if (recipe) {
+        const cli_arg *a_opt = &args[cli_find(args, nargs, "--opt")], *a_lr = &args[cli_find(args, nargs, "--lr")],
+                      *a_wd = &args[cli_find(args, nargs, "--wd")], *a_clip = &args[cli_find(args, nargs, "--clip")],
+                      *a_bn = &args[cli_find(args, nargs, "--bnfix")], *a_ep = &args[cli_find(args, nargs, "--epochs")];
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", recipe);
+        for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+            char *eq = strchr(tok, '=');
+            if (!eq) {
+                if (!a_opt->seen) pick(cmd, "--opt", tok, opts, 3, &o);
+                continue;
+            }
+            *eq = 0;
+            double v = atof(eq + 1);
+            if (!strcmp(tok, "lr") && !a_lr->seen) c.lr = (float)v;
+            else if (!strcmp(tok, "wd") && !a_wd->seen) c.weight_decay = (float)v;
+            else if (!strcmp(tok, "clip") && !a_clip->seen) c.grad_clip = (float)v;
+            else if (!strcmp(tok, "bnfix") && !a_bn->seen) c.bn_reestimate = (int)v;
+        }
+        /* a fine-tune from float is short: 5 epochs unless told */
+        if (c.init_path && !a_ep->seen) c.epochs = 5;
+        if (!quiet)
+            fprintf(stderr, "lowbit train: %s recipe: %s, lr %g, wd %g%s, %d epochs%s (flags given override it)\n", quant, opts[o],
+                    c.lr, c.weight_decay, c.grad_clip > 0 ? ", gradient-norm clip" : "", c.epochs,
+                    c.bn_reestimate > 0 ? ", batch-norm re-estimation at the end" : "");
+    }
+    if (c.bn_reestimate < 0) return cli_error(cmd, EXIT_USAGE, "--bnfix must be non-negative");
     c.opt = (lb_optimizer)o;
     c.sched = (lb_schedule)s;
     c.augment = (lb_augment)a;
@@ -108,6 +140,10 @@ int cmd_train(int argc, char **argv) {
         ret = cli_fail_status(cmd, st);
         goto done;
     }
+    if (quant && (st = lb_model_set_quant(m, quant, quant_all))) {
+        ret = cli_fail_status(cmd, st);
+        goto done;
+    }
     lb_dataset_truncate(train, limit_train);
     if (test) lb_dataset_truncate(test, limit_test);
     if (metrics && !(mf = fopen(metrics, "a"))) {
@@ -115,8 +151,9 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     if (!quiet)
-        fprintf(stderr, "lowbit train: %s (%lld parameters) on %s (%lld samples), %d epochs, batch %d, %s lr %g (%s), "
-                "wd %g, seed %llu, %d threads\n", lb_model_name(m), (long long)lb_model_num_params(m), train->source,
+        fprintf(stderr, "lowbit train: %s (%lld parameters, %s%s) on %s (%lld samples), %d epochs, batch %d, %s lr %g (%s), "
+                "wd %g, seed %llu, %d threads\n", lb_model_name(m), (long long)lb_model_num_params(m), lb_model_quant(m),
+                lb_model_quant_all(m) ? ", all layers" : "", train->source,
                 (long long)train->n, c.epochs, c.batch, opts[o], c.lr, scheds[s], c.weight_decay,
                 (unsigned long long)c.seed, lb_get_threads());
     cli_progress prog = {isatty(2), quiet, -1e9, mf, c.epochs, (volatile int *)&interrupted};
@@ -137,8 +174,8 @@ int cmd_train(int argc, char **argv) {
     if (json) {
         lb_eval_result r = {0};
         if (test && (st = lb_eval(m, test, 500, &r))) { ret = cli_fail_status(cmd, st); goto done; }
-        printf("{\"accuracy\": %.4f, \"loss\": %.4f, \"samples\": %lld, \"checkpoint\": \"%s\"}\n", r.accuracy, r.loss,
-               (long long)r.samples, c.out_path);
+        printf("{\"accuracy\": %.4f, \"loss\": %.4f, \"samples\": %lld, \"checkpoint\": \"%s\", \"quant\": \"%s\"}\n",
+               r.accuracy, r.loss, (long long)r.samples, c.out_path, lb_model_quant(m));
     }
     if (!quiet) fprintf(stderr, "lowbit train: wrote %s\n", c.out_path);
 done:

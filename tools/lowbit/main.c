@@ -7,9 +7,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: lowbit <command> [options]\n\n"
             "commands:\n"
-            "  train    train a model (float; quantization-aware methods arrive with later releases)\n"
-            "  eval     evaluate a checkpoint on a data set\n"
-            "  info     print a model's layers, shapes, parameters and MACs\n\n"
+            "  train     train a model, float or quantization-aware (--quant METHOD:W/A)\n"
+            "  eval      evaluate a checkpoint on a data set\n"
+            "  info      print a model's layers, shapes, parameters and MACs\n"
+            "  report    per layer: parameters, weight/activation bits, MACs, BOPs, packed bytes\n"
+            "  quantize  quantize-dequantize a .npy tensor with any method (and its integer codes)\n\n"
             "'lowbit <command> --help' describes each command; docs/cli.md has the details.\n");
 }
 
@@ -30,6 +32,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "train")) return cmd_train(argc, argv);
     if (!strcmp(c, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(c, "info")) return cmd_info(argc, argv);
+    if (!strcmp(c, "report")) return cmd_report(argc, argv);
+    if (!strcmp(c, "quantize")) return cmd_quantize(argc, argv);
     fprintf(stderr, "lowbit: error: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

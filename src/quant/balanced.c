@@ -1,0 +1,200 @@
+/* balanced: Balanced quantization (Zhou et al., JCST 2017; METHODS.md section 1).
+ * The weights are cut into K = 2^b bins of equal population by recursive percentiles
+ * (median, then the median of each half, b levels deep), and bin j gets the uniform
+ * level L_j = s (2j - (K-1)) / (K-1): histogram equalisation, then uniform quantization,
+ * so inference is still uniform integer arithmetic (runtime/lbr_quant.h, affine levels).
+ *   percentile=exact  quantiles by selection (quickselect per level, O(n) per level)
+ *   percentile=mean   each median replaced by the mean of its sub-range (the paper's
+ *                     cheap approximation; bins are then only roughly equal)
+ *   scale=meanabs     s so that mean|Q(W)| = mean|W| (default); one: s = 1; learned: s
+ *                     is a trained parameter ("scale"), started at the meanabs value
+ *   every=N           recompute the edges every N training steps (default 1)
+ * Backward: STE through the bin map; s gets a gradient only when learned. */
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bal_state {
+    int mean_mode, scale_mode, every;
+    float *edges;            /* K-1 thresholds: code = #{edges <= w} */
+    float *tmp;              /* exact mode: copy of the weights, permuted by selection */
+    float s;                 /* current scale (meanabs/one) */
+    int64_t fitted_step;     /* training step the edges were computed at, -1: never */
+} bal_state;
+
+enum { SCALE_MEANABS, SCALE_ONE, SCALE_LEARNED };
+
+static lb_status bal_setup(lb_quant *q) {
+    int pm = 0, sm = 0;
+    double every = 1;
+    lb_status s;
+    if ((s = lb_qopt_choice(q, "percentile", "exact mean", &pm)) || (s = lb_qopt_choice(q, "scale", "meanabs one learned", &sm)) ||
+        (s = lb_qopt_num(q, "every", 1, 1, 1e9, &every)))
+        return s;
+    bal_state *st = calloc(1, sizeof *st);
+    if (!st) return lb_fail(LB_ERR_NOMEM, "out of memory");
+    q->state = st;
+    st->mean_mode = pm;
+    st->scale_mode = sm;
+    st->every = (int)every;
+    st->fitted_step = -1;
+    st->edges = calloc((size_t)(1 << q->bits), sizeof(float));
+    st->tmp = pm ? NULL : malloc(sizeof(float) * (size_t)q->n);
+    if (!st->edges || (!pm && !st->tmp)) return lb_fail(LB_ERR_NOMEM, "out of memory");
+    if (sm == SCALE_LEARNED) {
+        q->nlearn = 1;
+        q->learn_name[0] = "scale";
+        q->learn_size[0] = 1;
+    }
+    return LB_OK;
+}
+
+static void bal_release(lb_quant *q) {
+    bal_state *st = q->state;
+    if (st) { free(st->edges); free(st->tmp); }
+    free(st);
+    q->state = NULL;
+}
+
+/* Hoare-style quickselect: afterwards a[k] holds the k-th smallest, a[0..k) <= a[k] <=
+ * a[k+1..n). Median-of-three pivots; deterministic. */
+static void select_kth(float *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        int64_t mid = lo + (hi - lo) / 2;
+        float x = a[lo], y = a[mid], z = a[hi];
+        float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return;
+    }
+}
+
+/* exact: the recursive percentile partition itself. Range [lo, hi) of tmp holds the
+ * elements of bins [b0, b0 + nb); split it at its median into two halves of sizes
+ * floor and ceil, so populations end up equal within one. */
+static void split_exact(float *a, int64_t lo, int64_t hi, int b0, int nb, float *edges) {
+    if (nb == 1) return;
+    int64_t mid = lo + (hi - lo) / 2;
+    if (hi - lo > 0) {
+        select_kth(a + lo, hi - lo, mid - lo);
+        edges[b0 + nb / 2 - 1] = mid < hi ? a[mid] : a[hi - 1];
+    }
+    split_exact(a, lo, mid, b0, nb / 2, edges);
+    split_exact(a, mid, hi, b0 + nb / 2, nb / 2, edges);
+}
+
+/* mean: level by level, each element's current bin from the edges so far; the next
+ * edge of a bin is the mean of its elements. */
+static void split_mean(const float *x, int64_t n, int bits, float *edges) {
+    const int K = 1 << bits;
+    double sum[256];
+    int64_t cnt[256];
+    for (int level = 0; level < bits; level++) {
+        const int nodes = 1 << level, span = K >> level; /* bins per node at this level */
+        memset(sum, 0, sizeof(double) * (size_t)nodes);
+        memset(cnt, 0, sizeof(int64_t) * (size_t)nodes);
+        for (int64_t i = 0; i < n; i++) {
+            int node = 0; /* descend the edges set so far */
+            for (int l = 0; l < level; l++) {
+                int sp = K >> l; /* node covers bins [node*sp, node*sp + sp) at level l */
+                node = 2 * node + (x[i] >= edges[node * sp + sp / 2 - 1]);
+            }
+            sum[node] += x[i];
+            cnt[node]++;
+        }
+        for (int nd = 0; nd < nodes; nd++) {
+            float e = cnt[nd] ? (float)(sum[nd] / (double)cnt[nd]) : 0.0f;
+            /* an empty node keeps the ordering of the edges around it */
+            if (!cnt[nd]) e = nd * span > 0 ? edges[nd * span - 1] : -INFINITY;
+            edges[nd * span + span / 2 - 1] = e;
+        }
+    }
+}
+
+static void bal_fit(lb_quant *q, const float *x) {
+    bal_state *st = q->state;
+    const int K = 1 << q->bits;
+    if (st->mean_mode) split_mean(x, q->n, q->bits, st->edges);
+    else {
+        memcpy(st->tmp, x, sizeof(float) * (size_t)q->n);
+        split_exact(st->tmp, 0, q->n, 0, K, st->edges);
+    }
+    if (st->scale_mode == SCALE_ONE) { st->s = 1.0f; return; }
+    /* meanabs: s = mean|W| / mean over elements of |2j - (K-1)| / (K-1) */
+    double lv = 0;
+    for (int64_t i = 0; i < q->n; i++) {
+        int32_t j = lbr_step_code(x[i], st->edges, K - 1);
+        lv += fabs((double)(2 * j - (K - 1))) / (double)(K - 1);
+    }
+    double m = lb_q_meanabs(x, q->n);
+    st->s = lv > 0 && m > 0 ? (float)(m * (double)q->n / lv) : 1.0f;
+}
+
+static float bal_scale(const lb_quant *q) {
+    const bal_state *st = q->state;
+    return st->scale_mode == SCALE_LEARNED ? q->learn[0][0] : st->s;
+}
+
+static void bal_init(lb_quant *q, const float *x, int64_t n) {
+    (void)n;
+    if (((bal_state *)q->state)->scale_mode == SCALE_LEARNED) {
+        bal_fit(q, x);
+        q->learn[0][0] = ((bal_state *)q->state)->s;
+    }
+    q->initialized = 1;
+}
+
+static void bal_encode_fitted(const lb_quant *q, int32_t *codes, const float *x) {
+    const bal_state *st = q->state;
+    const int K = 1 << q->bits;
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < q->n; i++) codes[i] = lbr_step_code(x[i], st->edges, K - 1);
+}
+
+static void bal_encode(const lb_quant *q, int32_t *codes, const float *x, int64_t n) {
+    (void)n;
+    bal_fit((lb_quant *)q, x);
+    bal_encode_fitted(q, codes, x);
+}
+
+static void bal_forward(lb_quant *q, float *y, const float *x, int64_t n, int training) {
+    bal_state *st = q->state;
+    if (q->mode == LB_QMODE_FLOAT) { lb_q_ste(y, x, n, 0); return; }
+    /* every=N: in training, refit only every N steps; evaluation always refits */
+    if (!training || st->fitted_step < 0 || q->step - st->fitted_step >= st->every || q->step < st->fitted_step) {
+        bal_fit(q, x);
+        st->fitted_step = training ? q->step : -1;
+    }
+    const int K = 1 << q->bits;
+    const float s = bal_scale(q);
+    int32_t *codes = (int32_t *)(void *)y;
+    bal_encode_fitted(q, codes, x);
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] = lbr_affine_value(codes[i], K, s);
+}
+
+static void bal_backward(lb_quant *q, float *dx, const float *dy, const float *x, int64_t n, int acc) {
+    const bal_state *st = q->state;
+    lb_q_ste(dx, dy, n, acc);
+    if (st->scale_mode != SCALE_LEARNED) return;
+    /* dQ/ds = (2j - (K-1)) / (K-1) for the element's bin j */
+    const int K = 1 << q->bits;
+    double g = 0;
+    for (int64_t i = 0; i < n; i++)
+        g += (double)dy[i] * (double)(2 * lbr_step_code(x[i], st->edges, K - 1) - (K - 1)) / (double)(K - 1);
+    q->glearn[0][0] = (float)g;
+}
+
+static const lb_qops bal_w = {bal_setup, NULL, bal_init, bal_forward, bal_backward, NULL, bal_encode, bal_release};
+
+const lb_qmethod lb_qm_balanced = {"balanced", "equal-population bins by recursive percentiles, then uniform levels",
+                                   "percentile scale every", 1, 8, 1, 16, &bal_w, &lb_qops_act_uniform, "sgd lr=0.005"};

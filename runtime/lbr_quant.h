@@ -26,9 +26,10 @@ static inline float lbr_act_value(int32_t code, int K, float c) { return c * (fl
  * activation code times a power-of-two weight is a shift: code = clip(round(x 2^b),
  * 0, 2^b - 1), value = code 2^-b. */
 static inline int32_t lbr_act_pot_code(float x, int bits) {
-    return (int32_t)lbr_clampf(rintf(ldexpf(x, bits)), 0.0f, (float)((1 << bits) - 1));
+    /* scaling by a power of two is exact: the same as ldexpf, and vectorisable */
+    return (int32_t)lbr_clampf(rintf(x * (float)(1 << bits)), 0.0f, (float)((1 << bits) - 1));
 }
-static inline float lbr_act_pot_value(int32_t code, int bits) { return ldexpf((float)code, -bits); }
+static inline float lbr_act_pot_value(int32_t code, int bits) { return (float)code * (1.0f / (float)(1 << bits)); }
 
 /* Affine symmetric levels: code j in [0, K) has value s * (2j - (K-1)) / (K-1), i.e.
  * K evenly spaced levels over [-s, s]. DoReFa weights (s = 1) and balanced

@@ -120,64 +120,73 @@ static void split_mean(const float *x, int64_t n, int bits, float *edges) {
     }
 }
 
-static void bal_fit(lb_quant *q, const float *x) {
+/* edges of the bins for the current latent weights */
+static void bal_edges(lb_quant *q, const float *x) {
     bal_state *st = q->state;
-    const int K = 1 << q->bits;
     if (st->mean_mode) split_mean(x, q->n, q->bits, st->edges);
     else {
         memcpy(st->tmp, x, sizeof(float) * (size_t)q->n);
-        split_exact(st->tmp, 0, q->n, 0, K, st->edges);
+        split_exact(st->tmp, 0, q->n, 0, 1 << q->bits, st->edges);
     }
-    if (st->scale_mode == SCALE_ONE) { st->s = 1.0f; return; }
-    /* meanabs: s = mean|W| / mean over elements of |2j - (K-1)| / (K-1) */
-    double lv = 0;
-    for (int64_t i = 0; i < q->n; i++) {
-        int32_t j = lbr_step_code(x[i], st->edges, K - 1);
-        lv += fabs((double)(2 * j - (K - 1))) / (double)(K - 1);
-    }
-    double m = lb_q_meanabs(x, q->n);
-    st->s = lv > 0 && m > 0 ? (float)(m * (double)q->n / lv) : 1.0f;
 }
 
-static float bal_scale(const lb_quant *q) {
-    const bal_state *st = q->state;
-    return st->scale_mode == SCALE_LEARNED ? q->learn[0][0] : st->s;
-}
-
-static void bal_init(lb_quant *q, const float *x, int64_t n) {
-    (void)n;
-    if (((bal_state *)q->state)->scale_mode == SCALE_LEARNED) {
-        bal_fit(q, x);
-        q->learn[0][0] = ((bal_state *)q->state)->s;
-    }
-    q->initialized = 1;
-}
-
-static void bal_encode_fitted(const lb_quant *q, int32_t *codes, const float *x) {
+/* codes of every weight under the current edges */
+static void bal_codes(const lb_quant *q, int32_t *codes, const float *x) {
     const bal_state *st = q->state;
     const int K = 1 << q->bits;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < q->n; i++) codes[i] = lbr_step_code(x[i], st->edges, K - 1);
 }
 
+/* meanabs scale from the codes: s = mean|W| / mean over elements of |2j - (K-1)| / (K-1) */
+static void bal_scale_fit(lb_quant *q, const int32_t *codes, const float *x) {
+    bal_state *st = q->state;
+    const int K = 1 << q->bits;
+    if (st->scale_mode == SCALE_ONE) { st->s = 1.0f; return; }
+    int64_t hist[256] = {0};
+    for (int64_t i = 0; i < q->n; i++) hist[codes[i]]++;
+    double lv = 0;
+    for (int j = 0; j < K; j++) lv += (double)hist[j] * fabs((double)(2 * j - (K - 1))) / (double)(K - 1);
+    double m = lb_q_meanabs(x, q->n);
+    st->s = lv > 0 && m > 0 ? (float)(m * (double)q->n / lv) : 1.0f;
+}
+
+static void bal_init(lb_quant *q, const float *x, int64_t n) {
+    bal_state *st = q->state;
+    if (st->scale_mode == SCALE_LEARNED) {
+        int32_t *codes = malloc(sizeof(int32_t) * (size_t)n);
+        if (codes) {
+            bal_edges(q, x);
+            bal_codes(q, codes, x);
+            bal_scale_fit(q, codes, x);
+            free(codes);
+        }
+        q->learn[0][0] = codes ? st->s : (float)lb_q_meanabs(x, n);
+    }
+    q->initialized = 1;
+}
+
 static void bal_encode(const lb_quant *q, int32_t *codes, const float *x, int64_t n) {
     (void)n;
-    bal_fit((lb_quant *)q, x);
-    bal_encode_fitted(q, codes, x);
+    bal_edges((lb_quant *)q, x);
+    bal_codes(q, codes, x);
 }
 
 static void bal_forward(lb_quant *q, float *y, const float *x, int64_t n, int training) {
     bal_state *st = q->state;
     if (q->mode == LB_QMODE_FLOAT) { lb_q_ste(y, x, n, 0); return; }
-    /* every=N: in training, refit only every N steps; evaluation always refits */
-    if (!training || st->fitted_step < 0 || q->step - st->fitted_step >= st->every || q->step < st->fitted_step) {
-        bal_fit(q, x);
+    /* every=N: in training, new edges only every N steps; evaluation always refits */
+    int refit = !training || st->fitted_step < 0 || q->step - st->fitted_step >= st->every || q->step < st->fitted_step;
+    if (refit) {
+        bal_edges(q, x);
         st->fitted_step = training ? q->step : -1;
     }
-    const int K = 1 << q->bits;
-    const float s = bal_scale(q);
+    /* codes go through y's storage as int32 (same size), then decode in place */
     int32_t *codes = (int32_t *)(void *)y;
-    bal_encode_fitted(q, codes, x);
+    bal_codes(q, codes, x);
+    if (refit) bal_scale_fit(q, codes, x);
+    const int K = 1 << q->bits;
+    const float s = st->scale_mode == SCALE_LEARNED ? q->learn[0][0] : st->s;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = lbr_affine_value(codes[i], K, s);
 }

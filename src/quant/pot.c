@@ -57,13 +57,15 @@ static int pot_emax(const float *x, int64_t n) {
     return m > 0 ? (int)floorf(log2f(4.0f * m / 3.0f)) : 0;
 }
 
-/* code 0 = zero, else (k << 1) | sign with k = e - e_min + 1 (lbr_pot_value) */
-static inline int32_t pot_code(float w, int e_min, int e_max) {
+/* code 0 = zero, else (k << 1) | sign with k = e - e_min + 1 (lbr_pot_value). The
+ * nearest power of two comes from the float's own bits: |w| = (1 + f) 2^E with f in
+ * [0, 1), and the midpoint to 2^(E+1) is at f = 1/2, the top mantissa bit. */
+static inline int32_t pot_code(float w, float zero_below, int e_min, int e_max) {
     float a = fabsf(w);
-    if (!(a >= ldexpf(1.0f, e_min - 1))) return 0;
-    int E;
-    float m = frexpf(a, &E); /* a = m 2^E, m in [0.5, 1): between 2^(E-1) and 2^E, midpoint 0.75 2^E */
-    int e = m >= 0.75f ? E : E - 1;
+    if (!(a >= zero_below)) return 0; /* half the smallest level, 2^(e_min - 1) */
+    uint32_t b;
+    memcpy(&b, &a, 4);
+    int e = (int)((b >> 23) & 0xff) - 127 + (int)((b >> 22) & 1);
     e = e < e_min ? e_min : e > e_max ? e_max : e;
     return ((e - e_min + 1) << 1) | (w < 0);
 }
@@ -82,7 +84,7 @@ static void pot_init(lb_quant *q, const float *x, int64_t n) {
 static void pot_encode(const lb_quant *q, int32_t *codes, const float *x, int64_t n) {
     const pot_state *st = q->state;
     int e_max = st->inq ? (int)q->learn[0][0] : pot_emax(x, n), e_min = pot_emin(q, e_max);
-    for (int64_t i = 0; i < n; i++) codes[i] = pot_code(x[i], e_min, e_max);
+    for (int64_t i = 0; i < n; i++) codes[i] = pot_code(x[i], ldexpf(1.0f, e_min - 1), e_min, e_max);
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -112,19 +114,21 @@ static void inq_freeze(lb_quant *q, const float *x) {
 static void pot_forward(lb_quant *q, float *y, const float *x, int64_t n, int training) {
     pot_state *st = q->state;
     if (q->mode == LB_QMODE_FLOAT) { lb_q_ste(y, x, n, 0); return; }
+    int e_max = st->inq ? (int)q->learn[0][0] : pot_emax(x, n), e_min = pot_emin(q, e_max);
+    const float lo = ldexpf(1.0f, e_min - 1);
+    float v[256]; /* the values of all codes, from the one definition */
+    for (int c = 0; c < (1 << q->bits); c++) v[c] = lbr_pot_value(c, 1.0f, e_min);
     if (!st->inq) {
-        int e_max = pot_emax(x, n), e_min = pot_emin(q, e_max);
         #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++) y[i] = lbr_pot_value(pot_code(x[i], e_min, e_max), 1.0f, e_min);
+        for (int64_t i = 0; i < n; i++) y[i] = v[pot_code(x[i], lo, e_min, e_max)];
         return;
     }
-    int e_max = (int)q->learn[0][0], e_min = pot_emin(q, e_max);
     if (training) inq_freeze(q, x);
     const float *mask = q->learn[1];
     /* evaluation outside training quantizes everything: the deployed model */
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++)
-        y[i] = (!training || mask[i] != 0) ? lbr_pot_value(pot_code(x[i], e_min, e_max), 1.0f, e_min) : x[i];
+        y[i] = (!training || mask[i] != 0) ? v[pot_code(x[i], lo, e_min, e_max)] : x[i];
 }
 
 static void pot_backward(lb_quant *q, float *dx, const float *dy, const float *x, int64_t n, int acc) {

@@ -127,12 +127,11 @@ void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count);
 /* Training-time services: initialise weight quantizers that have no learned values yet
  * (from the latent weights); calibrate activation quantizers that need data (a few
  * forward passes in float, observing); run every quantizer's schedule hook before a
- * step and mirror `frozen` onto the tensors; back to plain quantized mode. */
+ * step and mirror `frozen` onto the tensors. */
 struct lb_qsched;
 void lb_quant_init_weights(lb_model *m);
 int lb_quant_needs_calibration(const lb_model *m);
 lb_status lb_quant_calibrate(lb_model *m, const float *x_nchw, int64_t n, int batch);
 void lb_quant_schedule(lb_model *m, const struct lb_qsched *s, uint64_t seed);
-void lb_quant_reset_modes(lb_model *m);
 
 #endif

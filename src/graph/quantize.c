@@ -303,11 +303,3 @@ void lb_quant_schedule(lb_model *m, const lb_qsched *sch, uint64_t seed) {
     for (int k = 0; k < m->n_tensors; k++)
         if (m->tensors[k].qowner >= 0) m->tensors[k].frozen = m->quants[m->tensors[k].qowner]->frozen;
 }
-
-void lb_quant_reset_modes(lb_model *m) {
-    for (int i = 0; i < m->n_quants; i++) {
-        m->quants[i]->mode = LB_QMODE_QUANT;
-        m->quants[i]->frozen = 0;
-    }
-    for (int k = 0; k < m->n_tensors; k++) m->tensors[k].frozen = 0;
-}

@@ -58,10 +58,25 @@ expect 2 "no model spec in __metadata__" -- "$LB" eval --ckpt "$SRC/tests/data/p
 # a truncated checkpoint
 head -c 2000 "$T/mlp.safetensors" > "$T/cut.safetensors"
 expect 2 "cut.safetensors" -- "$LB" eval --model fmnist-mlp --ckpt "$T/cut.safetensors" --data "$T/img.idx,$T/lbl.idx"
+# quantization strings: each error names the flag and lists what is valid
+expect 2 "--quant 'balanced:9/4': balanced takes 1 to 8 weight bits" -- "$LB" train --model fmnist-mlp --quant balanced:9/4 --out "$OUT"
+expect 2 "syq takes 1 to 2 weight bits.*1 = binary, 2 = ternary" -- "$LB" train --model fmnist-mlp --quant syq:4/4 --out "$OUT"
+expect 2 "give the bit widths" -- "$LB" train --model fmnist-mlp --quant balanced --out "$OUT"
+expect 2 "balanced has no option 'percentil' \(options: percentile scale every\)" -- "$LB" train --model fmnist-mlp --quant balanced:2/4,percentil=mean --out "$OUT"
+expect 2 "percentile=median: must be one of: exact mean" -- "$LB" train --model fmnist-mlp --quant balanced:2/4,percentile=median --out "$OUT" --data "$T/img.idx,$T/lbl.idx" --no-eval
+expect 2 "unknown method 'magic'; use fp32 or METHOD:W/A" -- "$LB" report --model fmnist-cnn --quant magic:2/2
+expect 2 "--model or --ckpt is required" -- "$LB" report
+expect 2 "--method, --bits, --in and --out are required" -- "$LB" quantize --method balanced
+expect 2 "missing.npy" -- "$LB" quantize --method balanced --bits 2 --in "$T/missing.npy" --out "$T/y.npy"
+expect 2 "--opt 'x': must be key=value" -- "$LB" quantize --method balanced --bits 2 --opt x --in a.npy --out "$T/y.npy"
+printf 'not an npy file at all' > "$T/bad.npy"
+expect 2 "bad.npy" -- "$LB" quantize --method balanced --bits 2 --in "$T/bad.npy" --out "$T/y.npy"
+echo '{"input": [4], "quant": {"default": "balanced:2/4", "nosuch": "fp32"}, "layers": [{"name": "o", "op": "Gemm", "out": 2}]}' > "$T/qlayer.json"
+expect 2 "qlayer.json: 'quant'.nosuch: no layer is named 'nosuch'" -- "$LB" info --model "$T/qlayer.json"
 # nothing half-written: failed runs left no output and no temporary file
 if ls "$T" | grep -qE '^model\.safetensors|\.tmp\.'; then fail=$((fail+1)); echo "FAIL: a failed run left $(ls "$T" | grep -E 'model|tmp')"; else pass=$((pass+1)); fi
 # --help works for every command
-for c in train eval info; do
+for c in train eval info report quantize; do
   if "$LB" $c --help | grep -q "usage: lowbit $c"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $c --help"; fi
 done
 echo "cli_bad_input: $pass passed, $fail failed"

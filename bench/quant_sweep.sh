@@ -22,6 +22,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}
+# passive waiting: a busy neighbour process costs a little instead of 10x (spinning threads)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 mkdir -p "$OUT"
 if [[ ! -f $FLOAT ]]; then
   echo "quant_sweep: training the float model $FLOAT (10 epochs)" >&2
@@ -47,6 +49,7 @@ for line in "${CONFIGS[@]}"; do
     if grep -q "^\"$q\",$s,$EPOCHS," "$CSV"; then continue; fi
     tag=$(echo "$q-s$s-e$EPOCHS" | tr ':/,=' '_-__')
     ck=$OUT/$tag.safetensors
+    rm -f "$OUT/$tag.jsonl"
     t0=$(date +%s.%N)
     echo "quant_sweep: $q seed $s, $EPOCHS epochs" >&2
     extra=()

@@ -30,6 +30,15 @@ Modes:
                   training throughput over all epochs, excluding the first --warmup steps
                   and the evaluations.
 --json prints one JSON object on standard output; progress goes to standard error.
+
+--fakequant B: B-bit fake-quant QAT, the "4-bit fake-quant QAT" baseline of DESIGN.md
+section 5, written as a tuned PyTorch user would with torch's fused fake-quantize ops (their
+straight-through gradients are built in). The weights of every Conv/Linear except the first
+and last (lowbit's default placement) are fake-quantized per tensor, symmetric, each forward:
+scale = max|W| / (2^(B-1)-1) from the current weight (detached), zero point 0, codes
+-(2^(B-1)-1)..2^(B-1)-1 (torch.fake_quantize_per_tensor_affine, tensor-qparams overload, so
+there is no .item()). The output of every ReLU is fake-quantized to B bits unsigned on [0, 1]:
+scale 1/(2^B-1), codes 0..2^B-1 (the op clips to [0, 1], gradient 0 outside). 0 = float.
 """
 import argparse
 import gzip
@@ -61,6 +70,8 @@ def parse_args():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N samples only (quick checks)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fakequant", type=int, default=0, metavar="B",
+                    help="B-bit fake-quant QAT (weights of inner Conv/Linear, ReLU outputs); 0 = float (default)")
     ap.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                     help="channels-last memory format (default on; --no-channels-last for NCHW)")
     ap.add_argument("--as-is", dest="as_is", action="store_true",
@@ -69,6 +80,8 @@ def parse_args():
     a = ap.parse_args()
     if a.steps < 0 or a.warmup < 0 or a.epochs < 1 or a.batch < 1 or a.threads < 1:
         ap.error("--steps, --warmup must be >= 0; --epochs, --batch, --threads >= 1")
+    if a.fakequant != 0 and not 2 <= a.fakequant <= 8:
+        ap.error("--fakequant B: B must be 0 (off) or 2..8")
     return a
 
 
@@ -133,11 +146,47 @@ def load_split(d, prefix):
     return x, y
 
 
-def build(spec_path):
-    """nn.Sequential from a lowbit chain spec; children are named like lowbit's layers."""
+def fakequant_modules(bits):
+    """Conv2d / Linear / ReLU with B-bit fake quantization (see --fakequant in the docstring)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    wq = 2 ** (bits - 1) - 1          # symmetric weight codes -wq..wq
+    aq = 2 ** bits - 1                # unsigned activation codes 0..aq on [0, 1]
+    zero = torch.zeros((), dtype=torch.int32)
+
+    def fq_weight(w):
+        scale = (w.detach().abs().amax() / wq).clamp_min(1e-12)  # float32 0-d tensor
+        return torch.fake_quantize_per_tensor_affine(w, scale, zero, -wq, wq)
+
+    class FQConv2d(nn.Conv2d):
+        def forward(self, x):
+            return self._conv_forward(x, fq_weight(self.weight), self.bias)
+
+    class FQLinear(nn.Linear):
+        def forward(self, x):
+            return F.linear(x, fq_weight(self.weight), self.bias)
+
+    class FQReLU(nn.ReLU):
+        def forward(self, x):
+            return torch.fake_quantize_per_tensor_affine(F.relu(x, inplace=self.inplace), 1.0 / aq, 0, 0, aq)
+
+    return FQConv2d, FQLinear, FQReLU
+
+
+def build(spec_path, fakequant=0):
+    """nn.Sequential from a lowbit chain spec; children are named like lowbit's layers.
+    fakequant B > 0: the Conv/Gemm layers except the first and last get B-bit fake-quantized
+    weights and every Relu a B-bit fake-quantized output (--fakequant)."""
     import torch.nn as nn
     with open(spec_path) as f:
         spec = json.load(f)
+    Conv2d, Linear, ReLU = nn.Conv2d, nn.Linear, nn.ReLU
+    wq_names = set()
+    if fakequant:
+        FQConv2d, FQLinear, ReLU = fakequant_modules(fakequant)
+        mm = [L["name"] for L in spec["layers"] if L["op"] in ("Conv", "Gemm")]
+        wq_names = set(mm[1:-1])
     c, h, w = (spec["input"] + [1, 1])[:3]
     flat = len(spec["input"]) == 1
     layers = OrderedDict()
@@ -151,13 +200,14 @@ def build(spec_path):
             raise SystemExit(f"{spec_path}: layer {name} has 'inputs'; torch_train.py handles chains only")
         if op == "Conv":
             k, s, p = pair(L["kernel"]), pair(L.get("stride", 1)), pair(L.get("pad", 0))
-            layers[name] = nn.Conv2d(c, L["out"], k, s, p, groups=L.get("group", 1), bias=L.get("bias", True))
+            conv = FQConv2d if name in wq_names else Conv2d
+            layers[name] = conv(c, L["out"], k, s, p, groups=L.get("group", 1), bias=L.get("bias", True))
             c, h, w = L["out"], (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1
         elif op == "BatchNormalization":
             bn = nn.BatchNorm1d if flat else nn.BatchNorm2d  # flat: [N, C] after Flatten/Gemm
             layers[name] = bn(c, eps=L.get("eps", 1e-5), momentum=L.get("momentum", 0.1))
         elif op == "Relu":
-            layers[name] = nn.ReLU(inplace=True)
+            layers[name] = ReLU(inplace=True)
         elif op == "MaxPool":
             k = pair(L["kernel"])
             s, p = pair(L.get("stride", L["kernel"])), pair(L.get("pad", 0))
@@ -169,7 +219,8 @@ def build(spec_path):
         elif op == "Gemm":
             if not flat:
                 raise SystemExit(f"{spec_path}: Gemm layer {name} needs a Flatten before it")
-            layers[name] = nn.Linear(c, L["out"], bias=L.get("bias", True))
+            linear = FQLinear if name in wq_names else Linear
+            layers[name] = linear(c, L["out"], bias=L.get("bias", True))
             c = L["out"]
         elif op == "Dropout":
             layers[name] = nn.Dropout(L.get("p", 0.5))
@@ -186,7 +237,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    name, net = build(args.model)
+    name, net = build(args.model, args.fakequant)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     xtr, ytr = load_split(args.data, "train")
@@ -197,8 +248,10 @@ def main():
     spe = (n + args.batch - 1) // args.batch
     total = spe * args.epochs
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.wd)
+    fq = [ln for ln, m in net.named_children() if type(m).__name__.startswith("FQ")]
     print(f"torch {torch.__version__}, {args.threads} threads, {'channels-last' if args.channels_last else 'NCHW'}, "
-          f"settings {settings()}", file=sys.stderr)
+          + (f"{args.fakequant}-bit fake-quant QAT ({', '.join(fq)}), " if args.fakequant else "float, ")
+          + f"settings {settings()}", file=sys.stderr)
 
     def lr_at(step):  # lowbit's LB_SCHED_COSINE at 0-based step
         return 0.5 * args.lr * (1 + math.cos(math.pi * step / max(total, 1)))
@@ -228,7 +281,8 @@ def main():
     net.train()
     gen = torch.Generator().manual_seed(args.seed)
     result = {"framework": "pytorch", "torch": torch.__version__, "model": name, "threads": args.threads,
-              "channels_last": args.channels_last, "batch": args.batch, "settings": settings()}
+              "channels_last": args.channels_last, "batch": args.batch, "fakequant": args.fakequant,
+              "fakequant_layers": fq, "settings": settings()}
     if args.steps:
         # throughput: batches drawn from one random order, like the first steps of training
         perm = torch.randperm(n, generator=gen)

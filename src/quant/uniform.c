@@ -14,6 +14,7 @@ typedef struct uni_state {
     int maxabs, per_channel;
     float *scale;            /* maxabs: one per group */
     float mt;                /* dorefa: max|tanh W| of the last forward */
+    float *th;               /* dorefa: tanh(w) of the last forward, for the backward */
 } uni_state;
 
 static int64_t uni_groups(const lb_quant *q, const uni_state *st) { return st->per_channel ? q->shape[0] : 1; }
@@ -30,13 +31,15 @@ static lb_status uni_setup(lb_quant *q) {
     st->maxabs = mode;
     st->per_channel = per;
     q->state = st;
-    if (!(st->scale = calloc((size_t)uni_groups(q, st), sizeof(float)))) return lb_fail(LB_ERR_NOMEM, "out of memory");
+    st->th = mode == 0 ? malloc(sizeof(float) * (size_t)q->n) : NULL;
+    if (!(st->scale = calloc((size_t)uni_groups(q, st), sizeof(float))) || (mode == 0 && !st->th))
+        return lb_fail(LB_ERR_NOMEM, "out of memory");
     return LB_OK;
 }
 
 static void uni_release(lb_quant *q) {
     uni_state *st = q->state;
-    if (st) free(st->scale);
+    if (st) { free(st->scale); free(st->th); }
     free(st);
     q->state = NULL;
 }
@@ -46,7 +49,12 @@ static void uni_init(lb_quant *q, const float *x, int64_t n) { (void)x; (void)n;
 /* statistics of the current latent weights: scales (maxabs) or max|tanh| (dorefa) */
 static void uni_fit(lb_quant *q, const float *x) {
     uni_state *st = q->state;
-    if (!st->maxabs) { st->mt = tanhf(lb_q_maxabs(x, q->n)); return; }
+    if (!st->maxabs) { /* tanh once per element per step: the forward and backward share it */
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < q->n; i++) st->th[i] = tanhf(x[i]);
+        st->mt = tanhf(lb_q_maxabs(x, q->n));
+        return;
+    }
     const int64_t G = uni_groups(q, st), per = q->n / G;
     const float qmax = (float)((1 << (q->bits - 1)) - 1);
     for (int64_t g = 0; g < G; g++) {
@@ -67,8 +75,9 @@ static void uni_encode_fitted(const lb_quant *q, int32_t *codes, const float *x)
         return;
     }
     const float inv = st->mt > 0 ? 0.5f / st->mt : 0.0f;
+    (void)x;
     #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < q->n; i++) codes[i] = (int32_t)rintf((tanhf(x[i]) * inv + 0.5f) * (float)(K - 1));
+    for (int64_t i = 0; i < q->n; i++) codes[i] = (int32_t)rintf((st->th[i] * inv + 0.5f) * (float)(K - 1));
 }
 
 static float uni_value(const lb_quant *q, int32_t code, int64_t i) {
@@ -104,17 +113,17 @@ static void uni_backward(lb_quant *q, float *dx, const float *dy, const float *x
     double dot = 0;
     int64_t k = 0;
     float best = -1;
+    const float *th = st->th; /* tanh(x) from this step's forward */
     for (int64_t i = 0; i < n; i++) {
-        float t = tanhf(x[i]);
-        dot += (double)dy[i] * t;
+        dot += (double)dy[i] * th[i];
         if (fabsf(x[i]) > best) { best = fabsf(x[i]); k = i; }
     }
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float t = tanhf(x[i]), g = dy[i] * (1.0f - t * t) / M;
+        float t = th[i], g = dy[i] * (1.0f - t * t) / M;
         dx[i] = acc ? dx[i] + g : g;
     }
-    float tk = tanhf(x[k]);
+    float tk = th[k];
     dx[k] -= (float)(dot / ((double)M * M)) * (x[k] < 0 ? -1.0f : 1.0f) * (1.0f - tk * tk);
 }
 

@@ -253,11 +253,10 @@ static void act_init(lb_quant *q, const float *x, int64_t n) { (void)x; (void)n;
 static void act_forward(lb_quant *q, float *y, const float *x, int64_t n, int training) {
     (void)training;
     const int K = 1 << q->bits;
-    /* the K values from the one definition, looked up: no division per element */
-    float v[1 << 16];
-    for (int j = 0; j < K; j++) v[j] = lbr_act_value(j, K, 1.0f);
-    #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = v[lbr_act_code(x[i], K, 1.0f)];
+    /* computed, not looked up in a table of the K values: a gather is slower than the
+     * vector division here (measured) */
+    #pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] = lbr_act_value(lbr_act_code(x[i], K, 1.0f), K, 1.0f);
 }
 
 static void act_backward(lb_quant *q, float *dx, const float *dy, const float *x, int64_t n, int acc) {

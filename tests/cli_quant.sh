@@ -23,10 +23,13 @@ for q in syq:2/4 uniq:2/4 qn:2/2; do
   [[ "$ev" == *"\"accuracy\": $acc"* && "$ev" == *"\"quant\": \"$q\""* ]] && ok || bad "eval '$ev' disagrees with train ($acc, $q)"
   # resume from a mid-run stop: byte-identical
   "$LB" train "${common[@]}" --quant $q --init "$T/f.safetensors" --epochs 2 --max-steps 70 --no-eval --out "$T/r$tag.safetensors" || bad "train r $q"
-  "$LB" train "${common[@]}" --quant $q --epochs 2 --resume --no-eval --out "$T/r$tag.safetensors" || bad "resume $q"
+  # (without --quant: a resumed run continues the checkpoint's own quantization)
+  "$LB" train "${common[@]}" --epochs 2 --resume --no-eval --out "$T/r$tag.safetensors" || bad "resume $q"
   "$LB" train "${common[@]}" --quant $q --init "$T/f.safetensors" --epochs 2 --no-eval --out "$T/u$tag.safetensors" || bad "train u $q"
   cmp -s "$T/u$tag.safetensors" "$T/r$tag.safetensors" && ok || bad "$q: resumed run differs from the uninterrupted one"
 done
+"$LB" train "${common[@]}" --quant uniform:2/4 --epochs 2 --resume --out "$T/rsyq.safetensors" 2> "$T/err" && bad "resume with another --quant" \
+  || { grep -q "was trained with --quant syq:2/4" "$T/err" && ok || bad "resume with another --quant: $(cat "$T/err")"; }
 python3 - "$T/syq.safetensors" <<'PY' && ok || bad "syq checkpoint lacks fc2.wq.alpha / opt state"
 import json, struct, sys
 b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])

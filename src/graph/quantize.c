@@ -206,7 +206,12 @@ lb_status lb_model_set_quant(lb_model *m, const char *qstr, int quant_all) {
         q->learn[j] = m->params + t->offset;
         q->glearn[j] = m->grads + t->offset;
     }
-    if (s) { detach(m); return s; }
+    if (s) { /* left in float, and saying so */
+        detach(m);
+        free(m->quant_str);
+        m->quant_str = NULL;
+        return s;
+    }
     /* activation buffers change: plan again on next use */
     lb_free(m->act_block);
     m->act_block = NULL;

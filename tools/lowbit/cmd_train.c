@@ -91,6 +91,18 @@ int cmd_train(int argc, char **argv) {
     if (pick(cmd, "--opt", opt, opts, 3, &o) || pick(cmd, "--sched", sched, scheds, 3, &s) ||
         pick(cmd, "--augment", augment, augs, 2, &a))
         return EXIT_USAGE;
+    /* --resume continues the checkpoint's own quantization; another one is an error */
+    char stored_q[1024] = "", stored_all[8] = "0";
+    if (c.resume && !lb_checkpoint_meta(c.out_path, "quant", stored_q, sizeof stored_q)) {
+        lb_checkpoint_meta(c.out_path, "quant_all", stored_all, sizeof stored_all);
+        if (!quant) {
+            quant = stored_q;
+            quant_all = !strcmp(stored_all, "1");
+        } else if (strcmp(quant, stored_q) || quant_all != !strcmp(stored_all, "1")) {
+            return cli_error(cmd, EXIT_USAGE, "--resume: %s was trained with --quant %s%s; resume it with the same quantization",
+                             c.out_path, stored_q, !strcmp(stored_all, "1") ? " --quant-all" : "");
+        }
+    }
     /* the method's own recipe (METHODS.md) for whatever the command line leaves open */
     const char *recipe = quant ? lb_quant_recipe(quant) : NULL;
     if (recipe) {

@@ -88,8 +88,12 @@ static void split_exact(float *a, int64_t lo, int64_t hi, int b0, int nb, float 
         select_kth(a + lo, hi - lo, mid - lo);
         edges[b0 + nb / 2 - 1] = mid < hi ? a[mid] : a[hi - 1];
     }
+    /* the halves are disjoint: below the top level they are selected in parallel (the
+     * result does not depend on which thread takes which) */
+    #pragma omp task if (hi - lo > 4096)
     split_exact(a, lo, mid, b0, nb / 2, edges);
     split_exact(a, mid, hi, b0 + nb / 2, nb / 2, edges);
+    #pragma omp taskwait
 }
 
 /* mean: level by level, each element's current bin from the edges so far; the next
@@ -126,6 +130,8 @@ static void bal_edges(lb_quant *q, const float *x) {
     if (st->mean_mode) split_mean(x, q->n, q->bits, st->edges);
     else {
         memcpy(st->tmp, x, sizeof(float) * (size_t)q->n);
+        #pragma omp parallel
+        #pragma omp single
         split_exact(st->tmp, 0, q->n, 0, 1 << q->bits, st->edges);
     }
 }
@@ -134,6 +140,19 @@ static void bal_edges(lb_quant *q, const float *x) {
 static void bal_codes(const lb_quant *q, int32_t *codes, const float *x) {
     const bal_state *st = q->state;
     const int K = 1 << q->bits;
+    if (K <= 16) {
+        /* the edges are sorted, so counting those <= x is lbr_step_code's binary search,
+         * in a form that vectorises */
+        float e[15];
+        for (int j = 0; j < K - 1; j++) e[j] = st->edges[j];
+        #pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < q->n; i++) {
+            int32_t c = 0;
+            for (int j = 0; j < K - 1; j++) c += e[j] <= x[i];
+            codes[i] = c;
+        }
+        return;
+    }
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < q->n; i++) codes[i] = lbr_step_code(x[i], st->edges, K - 1);
 }

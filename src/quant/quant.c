@@ -196,8 +196,7 @@ void lb_q_ste(float *dx, const float *dy, int64_t n, int acc) {
 
 float lb_q_maxabs(const float *x, int64_t n) {
     float m = 0;
-    /* a plain comparison rather than fmaxf, whose NaN rules keep it from vectorising */
-    #pragma omp simd reduction(max : m)
+    /* a plain comparison rather than fmaxf (a libm call in this loop) */
     for (int64_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
         m = a > m ? a : m;

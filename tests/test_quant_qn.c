@@ -533,8 +533,8 @@ static void test_init(void) {
     CHECK(q && q->learn_size[2] == 30);
     lb_quant_free(q);
 
-    /* activations: max over the observed batches; b=linear by default (j + 0.5) */
-    q = mk(&c, "qn:3/4", LB_QA, N);
+    /* activations with arange=1: max over the observed batches; b=linear by default (j + 0.5) */
+    q = mk(&c, "qn:3/4,arange=1", LB_QA, N);
     fill(x, N, -1.0f, 3.0f, 51);
     for (int i = 0; i < N; i++) x[i] = x[i] > 0 ? x[i] : 0;
     x[4000] = 3.5f;
@@ -545,6 +545,13 @@ static void test_init(void) {
     int lin = 1;
     for (int i = 0; i < 15; i++) lin &= q->learn[2][i] == i + 0.5f;
     CHECK(lin);
+    lb_quant_free(q);
+    /* by default the 99.9th percentile of |x| over the calibration sample: the outlier
+     * 3.5 is clipped, beta is set by the bulk (values up to 3 here) */
+    q = mk(&c, "qn:3/4", LB_QA, N);
+    for (int bt = 0; bt < 5; bt++) ops(q)->observe(q, x + bt * 1000, 1000);
+    ops(q)->init(q, NULL, 0);
+    CHECK(q->learn[1][0] * 3.0 >= 1.25 * 15 * 0.999 && q->learn[1][0] * 2.9 <= 1.25 * 15);
     lb_quant_free(q);
     /* b=kmeans: sorted, inside the range, and the same for the same data seen in other batches */
     float bk[2][15];

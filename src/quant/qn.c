@@ -46,6 +46,7 @@ typedef struct qn_state {
      * subsample: value number g of the stream is kept while g % stride == 0; when the
      * buffer fills, every other kept value is dropped and the stride doubles */
     float amax;
+    float pct;                 /* activations: beta from this quantile of |x| (1: the max) */
     int64_t seen, stride, nsample;
     float *sample;
 } qn_state;
@@ -477,6 +478,11 @@ static void qn_observe(lb_quant *q, const float *x, int64_t n) {
     st->seen += n;
 }
 
+static int qn_cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 /* beta = (5p/4) / max|x| with p = max|Y|, alpha = 1/beta; then b. Weights: from x.
  * Activations: from what observe saw (x, if given, is observed first). */
 static void qn_init(lb_quant *q, const float *x, int64_t n) {
@@ -490,6 +496,20 @@ static void qn_init(lb_quant *q, const float *x, int64_t n) {
         m = st->amax;
         v = st->sample;
         nv = st->nsample;
+        /* Not the max of |x| (METHODS.md): ReLU outputs after batch norm have long tails,
+         * and at 2 bits a max-based beta puts almost every activation on level 0 (the
+         * network collapsed to chance in the first steps, measured). The 99.9th
+         * percentile of the calibration sample keeps the tail's rare values clipped. */
+        if (nv > 0 && st->pct > 0) {
+            float *tmp = malloc(sizeof(float) * (size_t)nv);
+            if (tmp) {
+                for (int64_t i = 0; i < nv; i++) tmp[i] = fabsf(v[i]);
+                qsort(tmp, (size_t)nv, sizeof(float), qn_cmp_float);
+                float pm = tmp[(int64_t)((double)(nv - 1) * st->pct)];
+                if (pm > 0) m = pm;
+                free(tmp);
+            }
+        }
     } else {
         m = x ? lb_q_maxabs(x, n) : 0.0f;
     }
@@ -550,6 +570,9 @@ static lb_status qn_setup(lb_quant *q) {
      * quantizer's squared error of b=linear on ReLU(normal) data at 2 and 4 bits) */
     st->kmeans = lb_qopt(q->cfg, "b", NULL) ? bk == 0 : q->role == LB_QW;
     st->stride = 1;
+    double pct = 0.999;
+    if ((s = lb_qopt_num(q, "arange", 0.999, 0.5, 1.0, &pct))) { free(st); return s; }
+    st->pct = (float)pct;
     if (q->role == LB_QA) {
         st->sample = malloc(QN_SAMPLE * sizeof(float));
         if (!st->sample) { free(st); return lb_fail(LB_ERR_NOMEM, "out of memory"); }
@@ -576,4 +599,4 @@ static const lb_qops qn_w = {qn_setup, NULL, qn_init, qn_forward, qn_backward, q
 static const lb_qops qn_a = {qn_setup, qn_observe, qn_init, qn_forward, qn_backward, qn_schedule, qn_encode, qn_release};
 
 const lb_qmethod lb_qm_qn = {"qn", "Quantization Networks: sum of sigmoid steps, temperature raised to the hard steps",
-                             "tmul phases grad set b", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.001 clip=5"};
+                             "tmul phases grad set b arange", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.001 clip=5"};

@@ -34,7 +34,7 @@ CSV=$OUT/results.csv
 
 # configuration, seeds
 CONFIGS=(
-  "fp32 0"  # fine-tuned like the others (lr 0.005), the reference for the bars
+  "fp32 0"  # fine-tuned like the others (lr 0.005): the reference of the table's delta column
   "uniform:4/4 0" "balanced:4/4 0" "uniq:4/4 0" "qn:4/4 0" "pot:4/4 0"
   "uniq:4/8 0"
   "balanced:2/2 0 1 2" "uniform:2/2 0 1 2" "balanced:2/4 0 1 2" "uniform:2/4 0 1 2"

@@ -87,11 +87,6 @@ static void pot_encode(const lb_quant *q, int32_t *codes, const float *x, int64_
     for (int64_t i = 0; i < n; i++) codes[i] = pot_code(x[i], ldexpf(1.0f, e_min - 1), e_min, e_max);
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* inq: freeze the largest-magnitude unfrozen weights until `target` of all are frozen */
 static void inq_freeze(lb_quant *q, const float *x) {
     pot_state *st = q->state;
@@ -105,7 +100,7 @@ static void inq_freeze(lb_quant *q, const float *x) {
     /* the (want - frozen) largest |w| among the unfrozen: threshold by a full sort of
      * the small remainder is simplest; this runs four times per training run */
     int64_t k = want - frozen;
-    qsort(st->tmp, (size_t)m, sizeof(float), cmp_float);
+    qsort(st->tmp, (size_t)m, sizeof(float), lb_q_cmp_float);
     float thr = -st->tmp[k - 1];
     for (int64_t i = 0; i < q->n && k > 0; i++)
         if (mask[i] == 0 && fabsf(x[i]) >= thr) { mask[i] = 1; k--; }

@@ -478,11 +478,6 @@ static void qn_observe(lb_quant *q, const float *x, int64_t n) {
     st->seen += n;
 }
 
-static int qn_cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* beta = (5p/4) / max|x| with p = max|Y|, alpha = 1/beta; then b. Weights: from x.
  * Activations: from what observe saw (x, if given, is observed first). */
 static void qn_init(lb_quant *q, const float *x, int64_t n) {
@@ -504,7 +499,7 @@ static void qn_init(lb_quant *q, const float *x, int64_t n) {
             float *tmp = malloc(sizeof(float) * (size_t)nv);
             if (tmp) {
                 for (int64_t i = 0; i < nv; i++) tmp[i] = fabsf(v[i]);
-                qsort(tmp, (size_t)nv, sizeof(float), qn_cmp_float);
+                qsort(tmp, (size_t)nv, sizeof(float), lb_q_cmp_float);
                 float pm = tmp[(int64_t)((double)(nv - 1) * st->pct)];
                 if (pm > 0) m = pm;
                 free(tmp);

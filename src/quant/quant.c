@@ -194,6 +194,11 @@ void lb_q_ste(float *dx, const float *dy, int64_t n, int acc) {
     for (int64_t i = 0; i < n; i++) dx[i] = acc ? dx[i] + dy[i] : dy[i];
 }
 
+int lb_q_cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 float lb_q_maxabs(const float *x, int64_t n) {
     float m = 0;
     /* a plain comparison rather than fmaxf (a libm call in this loop) */

@@ -121,6 +121,8 @@ extern const lb_qops lb_qops_act_uniform;  /* METHODS.md section 0: clip to [0, 
 void lb_q_ste_clip(float *dx, const float *dy, const float *x, int64_t n, float lo, float hi, int acc);
 /* dx (=, or += when acc) = dy */
 void lb_q_ste(float *dx, const float *dy, int64_t n, int acc);
+/* qsort comparator for floats, ascending */
+int lb_q_cmp_float(const void *a, const void *b);
 /* max |x| and mean |x| */
 float lb_q_maxabs(const float *x, int64_t n);
 double lb_q_meanabs(const float *x, int64_t n);

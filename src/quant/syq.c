@@ -16,12 +16,15 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct syq_state {
     int group, fixed;        /* group: 0 layer, 1 row, 2 pixel */
     int64_t G;
     float eta;
     float *fixed_alpha;      /* alpha=fixed: the per-step means */
+    double *acc;             /* per-group sums (means, alpha gradients), G entries */
+    int64_t *cnt;            /* per-group counts, G entries */
 } syq_state;
 
 enum { G_LAYER, G_ROW, G_PIXEL };
@@ -50,6 +53,9 @@ static lb_status syq_setup(lb_quant *q) {
     st->group = g;
     st->fixed = fixed;
     st->G = g == G_LAYER ? 1 : q->ndim == 4 ? (g == G_ROW ? q->shape[2] : q->shape[2] * q->shape[3]) : q->shape[0];
+    st->acc = malloc(sizeof(double) * (size_t)st->G);
+    st->cnt = malloc(sizeof(int64_t) * (size_t)st->G);
+    if (!st->acc || !st->cnt) return lb_fail(LB_ERR_NOMEM, "out of memory");
     if (fixed) {
         if (!(st->fixed_alpha = calloc((size_t)st->G, sizeof(float)))) return lb_fail(LB_ERR_NOMEM, "out of memory");
     } else {
@@ -62,29 +68,21 @@ static lb_status syq_setup(lb_quant *q) {
 
 static void syq_release(lb_quant *q) {
     syq_state *st = q->state;
-    if (st) free(st->fixed_alpha);
+    if (st) { free(st->fixed_alpha); free(st->acc); free(st->cnt); }
     free(st);
     q->state = NULL;
 }
 
 /* a_g = mean |w| over each group */
 static void group_meanabs(const lb_quant *q, const syq_state *st, const float *x, float *alpha) {
-    double sum[4096] = {0};
-    int64_t cnt[4096] = {0};
-    double *s = st->G <= 4096 ? sum : calloc((size_t)st->G, sizeof(double));
-    int64_t *c = st->G <= 4096 ? cnt : calloc((size_t)st->G, sizeof(int64_t));
-    if (!s || !c) { /* cannot happen for real layers; fall back to one mean */
-        for (int64_t g = 0; g < st->G; g++) alpha[g] = (float)lb_q_meanabs(x, q->n);
-    } else {
-        for (int64_t i = 0; i < q->n; i++) {
-            int64_t g = syq_group(q, st, i);
-            s[g] += fabs((double)x[i]);
-            c[g]++;
-        }
-        for (int64_t g = 0; g < st->G; g++) alpha[g] = c[g] ? (float)(s[g] / (double)c[g]) : 0.0f;
+    memset(st->acc, 0, sizeof(double) * (size_t)st->G);
+    memset(st->cnt, 0, sizeof(int64_t) * (size_t)st->G);
+    for (int64_t i = 0; i < q->n; i++) {
+        int64_t g = syq_group(q, st, i);
+        st->acc[g] += fabs((double)x[i]);
+        st->cnt[g]++;
     }
-    if (s != sum) free(s);
-    if (c != cnt) free(c);
+    for (int64_t g = 0; g < st->G; g++) alpha[g] = st->cnt[g] ? (float)(st->acc[g] / (double)st->cnt[g]) : 0.0f;
 }
 
 static void syq_fit(lb_quant *q, const float *x) {
@@ -140,13 +138,10 @@ static void syq_backward(lb_quant *q, float *dx, const float *dy, const float *x
         dx[i] = acc ? dx[i] + g : g;
     }
     if (st->fixed) return;
-    double ga[4096] = {0};
-    double *gs = st->G <= 4096 ? ga : calloc((size_t)st->G, sizeof(double));
-    if (!gs) return;
+    memset(st->acc, 0, sizeof(double) * (size_t)st->G);
     for (int64_t i = 0; i < n; i++)
-        if (fabsf(x[i]) > eta) gs[syq_group(q, st, i)] += x[i] > 0 ? dy[i] : -dy[i];
-    for (int64_t g = 0; g < st->G; g++) q->glearn[0][g] = (float)gs[g];
-    if (gs != ga) free(gs);
+        if (fabsf(x[i]) > eta) st->acc[syq_group(q, st, i)] += x[i] > 0 ? dy[i] : -dy[i];
+    for (int64_t g = 0; g < st->G; g++) q->glearn[0][g] = (float)st->acc[g];
 }
 
 static const lb_qops syq_w = {syq_setup, NULL, syq_init, syq_forward, syq_backward, NULL, syq_encode, syq_release};

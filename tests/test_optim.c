@@ -12,8 +12,9 @@
 
 static const char *SPEC = "{\"input\": [2], \"layers\": [{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 2, \"bias\": false}]}";
 
-/* one step of `kind` from p0 with gradient g0 at step t, compared with the formula */
-static void check_step(lb_optimizer kind, int nesterov, float wd) {
+/* two steps of `kind` from p0 with gradients g, compared with the formula; logd: the
+ * tensor is a log-domain scale (positive p0), stepped as ln p with gradient p * g */
+static void check_step(lb_optimizer kind, int nesterov, float wd, int logd) {
     lb_model *m;
     CHECK_OK(lb_model_create_from_json(&m, SPEC, strlen(SPEC), "spec"));
     lb_train_config c;
@@ -23,16 +24,19 @@ static void check_step(lb_optimizer kind, int nesterov, float wd) {
     c.weight_decay = wd;
     lb_optim o;
     CHECK_OK(lb_optim_init(&o, m, &c));
-    const double p0[4] = {1.0, -2.0, 0.5, 0.25}, g[2][4] = {{0.5, 0.1, -0.3, 0.0}, {0.2, -0.4, 0.1, 1.0}};
+    m->tensors[0].logscale = logd;
+    const double p0[4] = {1.0, logd ? 2.0 : -2.0, 0.5, 0.25}, g[2][4] = {{0.5, 0.1, -0.3, 0.0}, {0.2, -0.4, 0.1, 1.0}};
     double p[4], buf[4] = {0}, m1[4] = {0}, m2[4] = {0};
     float *pp = m->params + m->tensors[0].offset, *gg = m->grads + m->tensors[0].offset;
     for (int i = 0; i < 4; i++) { p[i] = p0[i]; pp[i] = (float)p0[i]; }
     const double lr = 0.1, mom = 0.9, b1 = 0.9, b2 = 0.999, eps = 1e-8;
     for (int t = 1; t <= 2; t++) {
         for (int i = 0; i < 4; i++) gg[i] = (float)g[t - 1][i];
+        lb_grads_to_log(m);
         lb_optim_step(&o, m, (float)lr, t);
         for (int i = 0; i < 4; i++) {
             double gi = g[t - 1][i];
+            if (logd) { gi *= p[i]; p[i] = log(p[i]); }   /* the same rule on ln p */
             if (kind == LB_OPT_SGD) {
                 gi += wd * p[i];
                 buf[i] = t == 1 ? gi : mom * buf[i] + gi;
@@ -45,6 +49,7 @@ static void check_step(lb_optimizer kind, int nesterov, float wd) {
                 double mh = m1[i] / (1 - pow(b1, t)), vh = m2[i] / (1 - pow(b2, t));
                 p[i] -= lr * mh / (sqrt(vh) + eps);
             }
+            if (logd) p[i] = exp(p[i]);
             CHECK_CLOSE(pp[i], p[i], 1e-6, 1e-5);
         }
     }
@@ -53,12 +58,14 @@ static void check_step(lb_optimizer kind, int nesterov, float wd) {
 }
 
 int main(void) {
-    check_step(LB_OPT_SGD, 0, 0.0f);
-    check_step(LB_OPT_SGD, 0, 5e-4f);
-    check_step(LB_OPT_SGD, 1, 5e-4f);
-    check_step(LB_OPT_ADAM, 0, 0.0f);
-    check_step(LB_OPT_ADAM, 0, 1e-2f);
-    check_step(LB_OPT_ADAMW, 0, 1e-2f);
+    for (int logd = 0; logd <= 1; logd++) {
+        check_step(LB_OPT_SGD, 0, 0.0f, logd);
+        check_step(LB_OPT_SGD, 0, 5e-4f, logd);
+        check_step(LB_OPT_SGD, 1, 5e-4f, logd);
+        check_step(LB_OPT_ADAM, 0, 0.0f, logd);
+        check_step(LB_OPT_ADAM, 0, 1e-2f, logd);
+        check_step(LB_OPT_ADAMW, 0, 1e-2f, logd);
+    }
 
     /* schedules: 10 steps per epoch, 100 in total */
     lb_train_config c;

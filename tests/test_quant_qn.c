@@ -140,6 +140,10 @@ static void test_hand(void) {
     CHECK(q->nlearn == 3 && !strcmp(q->learn_name[0], "alpha") && !strcmp(q->learn_name[1], "beta") && !strcmp(q->learn_name[2], "b"));
     CHECK(q->learn_size[0] == 1 && q->learn_size[1] == 1 && q->learn_size[2] == 6);
     CHECK(!q->learn_fixed[0] && !q->learn_fixed[1] && q->learn_fixed[2]);
+    CHECK(q->learn_log[0] && q->learn_log[1] && !q->learn_log[2]);   /* ab=log by default */
+    lb_quant_free(q);
+    q = mk(&c, "qn:3/4,ab=linear", LB_QA, 8);
+    CHECK(!q->learn_log[0] && !q->learn_log[1] && !q->learn_log[2]);
     lb_quant_free(q);
 }
 
@@ -305,6 +309,18 @@ static void test_hard(void) {
     const float xs[2] = {0.1f, -0.1f};
     ops(q)->forward(q, y, xs, 2, 1);
     CHECK(fabs(y[0] - 1) < 5e-5 * 2 && fabs(y[1] + 1) < 5e-5 * 2 && fabs(y[0] - 1) > 4e-5 * 2);
+    lb_quant_free(q);
+    /* unsorted thresholds (a foreign checkpoint): the hard forward is still
+     * decode(lbr_step_code), through its fallback */
+    q = mk(&c, "qn:2/2", LB_QA, 64);
+    const float bu[3] = {2.5f, 0.5f, 1.5f};
+    set_params(q, 0.5f, 1.0f, bu);
+    q->mode = LB_QMODE_QUANT;
+    fill(x, 64, -1, 4, 21);
+    ops(q)->forward(q, y, x, 64, 0);
+    int bad = 0;
+    for (int i = 0; i < 64; i++) bad += y[i] != 0.5f * (float)lbr_step_code(x[i], bu, 3);
+    CHECK_MSG(!bad, "unsorted b: %d hard values != decode(lbr_step_code)", bad);
     lb_quant_free(q);
 }
 
@@ -649,6 +665,7 @@ static void test_bad_options(void) {
     bad_option("qn:3/4,phases=2", LB_QA, "phases");
     bad_option("qn:3/4,grad=foo", LB_QW, "grad");
     bad_option("qn:3/4,b=foo", LB_QW, "b=foo");
+    bad_option("qn:3/4,ab=lin", LB_QA, "ab");
     bad_option("qn:3/4,foo=1", LB_QW, "foo");
     bad_option("qn:5/4,set=pow2", LB_QW, "set");
     bad_option("qn:9/4", LB_QW, "bits");

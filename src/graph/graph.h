@@ -21,6 +21,7 @@ typedef struct lb_tensor_entry {
     int trainable;
     int decay;               /* weight decay applies (all trainable tensors, as torch.optim does) */
     int frozen;              /* trainable but held still for now (quantizer schedules) */
+    int logscale;            /* positive; the optimizer steps ln p, so a step is relative to p */
     int qowner;              /* index in m->quants of the quantizer owning it, or -1 */
 } lb_tensor_entry;
 

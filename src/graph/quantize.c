@@ -130,6 +130,7 @@ static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role) 
         t->shape[0] = t->size = q->learn_size[k];
         t->offset = m->n_params;
         t->trainable = !q->learn_fixed[k];
+        t->logscale = q->learn_log[k];
         t->decay = 0; /* scales and temperatures are not weights */
         t->qowner = m->n_quants;
         m->n_params += (t->size + 15) / 16 * 16;

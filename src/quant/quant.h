@@ -65,6 +65,7 @@ typedef struct lb_quant {
     const char *learn_name[LB_Q_MAXLEARN];
     int64_t learn_size[LB_Q_MAXLEARN];
     int learn_fixed[LB_Q_MAXLEARN];  /* saved in checkpoints but not trained (QN's frozen b_i) */
+    int learn_log[LB_Q_MAXLEARN];    /* positive scales the optimizer steps in the log domain (QN's alpha, beta) */
     float *learn[LB_Q_MAXLEARN], *glearn[LB_Q_MAXLEARN];
     /* schedule-driven state, read by the framework */
     int mode;                        /* LB_QMODE_*: FLOAT passes through (not yet quantized) */

@@ -2,6 +2,7 @@
  * rules, so lowbit and PyTorch runs of one recipe are comparable step by step. */
 #include "train/train.h"
 
+#include <float.h>
 #include <math.h>
 
 lb_status lb_optim_init(lb_optim *o, const lb_model *m, const lb_train_config *c) {
@@ -31,6 +32,9 @@ void lb_optim_step(lb_optim *o, lb_model *m, float lr, int64_t t) {
         float *m1 = o->m1 + te->offset, *m2 = o->m2 ? o->m2 + te->offset : NULL;
         const float wd = te->decay ? o->weight_decay : 0.0f;
         const int64_t n = te->size;
+        /* a log-domain tensor is stepped as ln p (its gradient already is d/d ln p: see
+         * lb_grads_to_log); its optimizer state lives in that domain */
+        if (te->logscale) for (int64_t i = 0; i < n; i++) p[i] = logf(fmaxf(p[i], FLT_MIN));
         switch (o->kind) {
         case LB_OPT_SGD:
             #pragma omp parallel for simd schedule(static)
@@ -55,6 +59,17 @@ void lb_optim_step(lb_optim *o, lb_model *m, float lr, int64_t t) {
             break;
         }
         }
+        if (te->logscale) for (int64_t i = 0; i < n; i++) p[i] = expf(p[i]);
+    }
+}
+
+void lb_grads_to_log(lb_model *m) {
+    for (int k = 0; k < m->n_tensors; k++) {
+        const lb_tensor_entry *te = &m->tensors[k];
+        if (!te->logscale || !te->trainable || te->frozen) continue;
+        const float *p = m->params + te->offset;
+        float *g = m->grads + te->offset;
+        for (int64_t i = 0; i < te->size; i++) g[i] *= fmaxf(p[i], FLT_MIN);
     }
 }
 

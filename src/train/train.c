@@ -230,6 +230,7 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 break;
             }
             lb_graph_backward(m, B);
+            lb_grads_to_log(m);
             if (cfg->grad_clip > 0) lb_clip_grad_norm(m, cfg->grad_clip);
             float lr = lb_schedule_lr(cfg, step, total, spe);
             step++;

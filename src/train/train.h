@@ -20,6 +20,10 @@ void lb_optim_free(lb_optim *o);
 void lb_optim_step(lb_optim *o, lb_model *m, float lr, int64_t t);
 /* Learning rate at 0-based `step` of `total` (steps_per_epoch for the step schedule). */
 float lb_schedule_lr(const lb_train_config *c, int64_t step, int64_t total, int64_t steps_per_epoch);
+/* Turn the gradients of log-domain tensors (lb_tensor_entry.logscale) into gradients
+ * with respect to their logarithm, p * dL/dp, which is what lb_optim_step steps; call it
+ * after the backward pass and before lb_clip_grad_norm, so that the clip sees them too. */
+void lb_grads_to_log(lb_model *m);
 /* Scale gradients so their global L2 norm is at most max_norm; returns the norm before. */
 double lb_clip_grad_norm(lb_model *m, float max_norm);
 

@@ -1,0 +1,81 @@
+/* lbr_kernels.h - the packed runtime's integer GEMM kernels, one family per arithmetic.
+ *
+ * Every kernel computes an int32 matrix C (M rows of activations x N rows of weights,
+ * row-major, leading dimension ldc) from integer codes, exactly: the scalar reference
+ * (`*_ref`) is the definition, and every SIMD variant must give bit-identical results
+ * for every shape (tests/test_kernels_<family>.c). The caller (runtime/lbr.c) turns C into
+ * values with per-layer or per-channel scales, codebooks and folded batch norm.
+ *
+ * Layouts (all buffers owned by the caller; kernels never allocate):
+ *   bit rows   K one-bit values in KW = lbr_words(K) uint64 words; element k is bit
+ *              (k & 63) of word (k >> 6); bits at k >= K are zero.
+ *   bit planes a row of K unsigned b-bit codes as b bit rows, plane p holding bit p of
+ *              every code; row m's plane p starts at word ((size_t)m * b + p) * KW.
+ *   byte rows  K int8 or uint8 values padded with zeros to KB = lbr_bytes(K) bytes.
+ *
+ * Families:
+ *   xnor       binary weights x binary activations, both {-1, +1} stored as bits
+ *              (1 = +1): C = K - 2 popcount(A xor W). Zero padding in convolutions is
+ *              the caller's correction (the padded inputs are stored as +1 bits, and
+ *              the caller subtracts their contribution per output position).
+ *   bitserial  ternary or binary weights as two bit rows per output, P (w = +1) and
+ *              Q (w = -1), x unsigned b-bit activation codes as bit planes:
+ *              C = sum_p 2^p (popcount(A_p & P) - popcount(A_p & Q)); P and Q
+ *              need not be disjoint (the formula holds as written).
+ *   s8u8       int8 weights x uint8 activation codes (up to 8 bits), byte rows:
+ *              C = sum_k a_k w_k (VNNI vpdpbusd where present).
+ *   shift      power-of-two weights as int8 shift codes s (0: zero; s > 0: +2^(s-1);
+ *              s < 0: -2^(-s-1); |s| <= 8, larger codes are invalid) x uint8
+ *              activation codes, byte rows:
+ *              C = sum_k sign(s_k) (a_k << (|s_k| - 1)), no multiplications.
+ *   bucket     codebook weights (b_w <= 4 bits, unsigned codes as bit planes,
+ *              J = 2^b_w entries) x unsigned b-bit activation codes (bit planes):
+ *              C[(m * N + n) * J + j] = sum over k with w_k = j of a_k, the bucket sums
+ *              the caller combines with the float codebook, sum_j cb[j] * C_j (in j
+ *              order), so that the integer part is exact. SIMD variants may build
+ *              lookup tables over groups of activations; the result is the same.
+ * Sizes: 1 <= M, N; N <= ldc; 1 <= K <= 65536; activation bits 1..8. Results fit int32 for every
+ * K allowed (|C| <= 65536 * 255 * 128 < 2^31).
+ */
+#ifndef LBR_KERNELS_H
+#define LBR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+static inline int lbr_words(int k) { return (k + 63) >> 6; }
+static inline int lbr_bytes(int k) { return (k + 63) & ~63; }
+
+/* What the CPU offers, read once at start-up (lbr_cpu_detect). */
+typedef struct lbr_cpu {
+    int avx2, avx512bw, avx512vpopcntdq, avx512vnni;
+} lbr_cpu;
+void lbr_cpu_detect(lbr_cpu *c);
+
+typedef void (*lbr_xnor_fn)(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc);
+typedef void (*lbr_bitserial_fn)(int M, int N, int K, int abits, const uint64_t *A, const uint64_t *P,
+                                 const uint64_t *Q, int32_t *C, int ldc);
+typedef void (*lbr_s8u8_fn)(int M, int N, int K, const uint8_t *A, const int8_t *W, int32_t *C, int ldc);
+typedef void (*lbr_shift_fn)(int M, int N, int K, const uint8_t *A, const int8_t *S, int32_t *C, int ldc);
+typedef void (*lbr_bucket_fn)(int M, int N, int K, int abits, int wbits, const uint64_t *A, const uint64_t *W,
+                              int32_t *C);
+
+/* scalar references: the definitions */
+void lbr_xnor_ref(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc);
+void lbr_bitserial_ref(int M, int N, int K, int abits, const uint64_t *A, const uint64_t *P, const uint64_t *Q,
+                       int32_t *C, int ldc);
+void lbr_s8u8_ref(int M, int N, int K, const uint8_t *A, const int8_t *W, int32_t *C, int ldc);
+void lbr_shift_ref(int M, int N, int K, const uint8_t *A, const int8_t *S, int32_t *C, int ldc);
+void lbr_bucket_ref(int M, int N, int K, int abits, int wbits, const uint64_t *A, const uint64_t *W, int32_t *C);
+
+/* One family's variants. `name` is "ref", "avx2", "avx512" (or "avx512vnni"); a variant
+ * the CPU cannot run is absent from the list lbr_kernel_variants returns. */
+typedef enum { LBR_K_XNOR, LBR_K_BITSERIAL, LBR_K_S8U8, LBR_K_SHIFT, LBR_K_BUCKET, LBR_K_COUNT } lbr_kfamily;
+typedef struct lbr_kvariant {
+    const char *name;
+    void (*fn)(void);   /* cast to the family's lbr_*_fn */
+} lbr_kvariant;
+/* The variants of `family` this CPU runs, best last; returns how many (at most 4). */
+int lbr_kernel_variants(lbr_kfamily family, const lbr_cpu *cpu, lbr_kvariant out[4]);
+
+#endif

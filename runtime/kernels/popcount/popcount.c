@@ -1,0 +1,24 @@
+/* popcount.c - the xnor and bitserial variants this CPU can run, ref first, best last.
+ * The avx512 variants are built on VPOPCNTQ (Ice Lake and later, Zen 4), so a CPU with
+ * AVX-512BW but without it (Skylake-X, Cascade Lake) runs the avx2 ones. */
+#include "kernels/popcount/popcount_impl.h"
+
+int lbr_xnor_variants(const lbr_cpu *cpu, lbr_kvariant out[4]) {
+    int n = 0;
+    LBR_ADD_VARIANT(out, n, "ref", lbr_xnor_ref);
+#if LBR_X86
+    if (cpu->avx2) LBR_ADD_VARIANT(out, n, "avx2", lbr_xnor_avx2);
+    if (cpu->avx512vpopcntdq) LBR_ADD_VARIANT(out, n, "avx512", lbr_xnor_avx512);
+#endif
+    return n;
+}
+
+int lbr_bitserial_variants(const lbr_cpu *cpu, lbr_kvariant out[4]) {
+    int n = 0;
+    LBR_ADD_VARIANT(out, n, "ref", lbr_bitserial_ref);
+#if LBR_X86
+    if (cpu->avx2) LBR_ADD_VARIANT(out, n, "avx2", lbr_bitserial_avx2);
+    if (cpu->avx512vpopcntdq) LBR_ADD_VARIANT(out, n, "avx512", lbr_bitserial_avx512);
+#endif
+    return n;
+}

@@ -1,0 +1,19 @@
+/* xnor_ref.c - the definition of the xnor family: with {-1, +1} stored as bits (1 = +1),
+ * a product is +1 where the bits agree and -1 where they differ, so a row's dot product is
+ * (K - d) - d = K - 2d, d = popcount(A xor W). Padding bits at k >= K are zero in both
+ * rows, so they agree without counting as differences and K (not 64 KW) is the length. */
+#include "kernels/lbr_kernels.h"
+#include "kernels/lbr_kernels_impl.h"
+
+void lbr_xnor_ref(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc) {
+    const int KW = lbr_words(K);
+    for (int m = 0; m < M; m++) {
+        const uint64_t *a = A + (size_t)m * KW;
+        for (int n = 0; n < N; n++) {
+            const uint64_t *w = W + (size_t)n * KW;
+            int d = 0;
+            for (int k = 0; k < KW; k++) d += __builtin_popcountll(a[k] ^ w[k]);
+            C[(size_t)m * ldc + n] = K - 2 * d;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+/* The xnor and bitserial kernels. The scalar references are checked against the plain
+ * definitions (sum over k of a_k w_k) on unpacked {-1, +1}, {-1, 0, +1} and 0..2^b-1
+ * integers, packed here by a separate helper, so a wrong reference fails too; every SIMD
+ * variant the CPU offers must then equal the reference bit for bit (memcmp of the whole
+ * C buffer). C has ldc > N and is pre-filled with a sentinel, so a kernel that writes
+ * outside the M x N block fails the same comparison. Shapes cover 1 and odd sizes in M
+ * and N (edge tiles), K around word and vector boundaries (tails), K = 65536 with
+ * extreme values (counter flushes, largest |C|), and overlapping P/Q bits, for which the
+ * reference's formula still defines the result. Integer results: no tolerance. */
+#include "kernels/lbr_kernels.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define SENTINEL 0x5a5a5a5a
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rng_next(void) {   /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
+
+/* value distributions: uniform; all +1 weights and largest codes; all -1 weights and
+ * largest codes (the most negative C); skewed (mostly +1, mostly 0, mostly code 0) */
+enum { DIST_UNIFORM, DIST_MAX, DIST_MIN, DIST_SKEW, DIST_COUNT };
+
+static int8_t rand_sign(int dist) {
+    switch (dist) {
+    case DIST_MAX: return 1;
+    case DIST_MIN: return -1;
+    case DIST_SKEW: return rng_int(0, 7) ? 1 : -1;
+    default: return rng_int(0, 1) ? 1 : -1;
+    }
+}
+static int8_t rand_ternary(int dist) {
+    switch (dist) {
+    case DIST_MAX: return 1;
+    case DIST_MIN: return -1;
+    case DIST_SKEW: return (int8_t)(rng_int(0, 7) ? 0 : rng_int(0, 1) * 2 - 1);
+    default: return (int8_t)rng_int(-1, 1);
+    }
+}
+static uint8_t rand_code(int dist, int abits) {
+    const int top = (1 << abits) - 1;
+    switch (dist) {
+    case DIST_MAX: case DIST_MIN: return (uint8_t)top;
+    case DIST_SKEW: return (uint8_t)(rng_int(0, 3) ? 0 : rng_int(0, top));
+    default: return (uint8_t)rng_int(0, top);
+    }
+}
+
+/* rows of K values to bit rows: bit k of row r set where v[r][k] == one */
+static void pack_rows(const int8_t *v, int rows, int K, int8_t one, uint64_t *out) {
+    const int KW = lbr_words(K);
+    memset(out, 0, (size_t)rows * KW * sizeof *out);
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < K; k++)
+            if (v[(size_t)r * K + k] == one) out[(size_t)r * KW + (k >> 6)] |= 1ULL << (k & 63);
+}
+
+/* rows of K b-bit codes to bit planes: plane p of row r holds bit p of each code */
+static void pack_planes(const uint8_t *a, int rows, int K, int abits, uint64_t *out) {
+    const int KW = lbr_words(K);
+    memset(out, 0, (size_t)rows * abits * KW * sizeof *out);
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < abits; p++)
+            for (int k = 0; k < K; k++)
+                if ((a[(size_t)r * K + k] >> p) & 1) out[((size_t)r * abits + p) * KW + (k >> 6)] |= 1ULL << (k & 63);
+}
+
+static int32_t *new_c(int M, int ldc) {
+    int32_t *c = malloc((size_t)M * ldc * sizeof *c);
+    for (size_t i = 0; i < (size_t)M * ldc; i++) c[i] = SENTINEL;
+    return c;
+}
+
+/* ref: inside the block equal to `want`, outside it the sentinel */
+static void check_ref(const char *fam, const int32_t *c, const int64_t *want, int M, int N, int K, int ldc,
+                      int abits) {
+    int bad = -1;
+    for (int m = 0; m < M && bad < 0; m++)
+        for (int n = 0; n < ldc; n++) {
+            const int64_t w = n < N ? want[(size_t)m * N + n] : SENTINEL;
+            if (c[(size_t)m * ldc + n] != w) { bad = m * ldc + n; break; }
+        }
+    CHECK_MSG(bad < 0, "%s ref M=%d N=%d K=%d abits=%d ldc=%d: C[%d] = %d", fam, M, N, K, abits, ldc, bad,
+              bad < 0 ? 0 : c[bad]);
+}
+
+static void check_same(const char *fam, const char *name, const int32_t *got, const int32_t *ref, int M, int N,
+                       int K, int ldc, int abits) {
+    const int same = memcmp(got, ref, (size_t)M * ldc * sizeof *got) == 0;
+    int first = -1;
+    for (int i = 0; i < M * ldc && !same; i++)
+        if (got[i] != ref[i]) { first = i; break; }
+    CHECK_MSG(same, "%s %s M=%d N=%d K=%d abits=%d ldc=%d: C[%d] = %d, ref %d", fam, name, M, N, K, abits, ldc,
+              first, first < 0 ? 0 : got[first], first < 0 ? 0 : ref[first]);
+}
+
+static void xnor_case(const lbr_kvariant *v, int nv, int M, int N, int K, int ldc, int dist_a, int dist_w) {
+    const int KW = lbr_words(K);
+    int8_t *a = malloc((size_t)M * K), *w = malloc((size_t)N * K);
+    uint64_t *A = malloc((size_t)M * KW * sizeof *A), *W = malloc((size_t)N * KW * sizeof *W);
+    int64_t *want = malloc((size_t)M * N * sizeof *want);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = rand_sign(dist_a);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = rand_sign(dist_w);
+    pack_rows(a, M, K, 1, A);
+    pack_rows(w, N, K, 1, W);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int64_t s = 0;
+            for (int k = 0; k < K; k++) s += a[(size_t)m * K + k] * w[(size_t)n * K + k];
+            want[(size_t)m * N + n] = s;
+        }
+    int32_t *ref = new_c(M, ldc);
+    ((lbr_xnor_fn)v[0].fn)(M, N, K, A, W, ref, ldc);
+    check_ref("xnor", ref, want, M, N, K, ldc, 1);
+    for (int i = 1; i < nv; i++) {
+        int32_t *c = new_c(M, ldc);
+        ((lbr_xnor_fn)v[i].fn)(M, N, K, A, W, c, ldc);
+        check_same("xnor", v[i].name, c, ref, M, N, K, ldc, 1);
+        free(c);
+    }
+    free(ref); free(want); free(W); free(A); free(w); free(a);
+}
+
+/* overlap: P and Q are independent random bits (not a ternary weight), compared with the
+ * reference only */
+static void bitserial_case(const lbr_kvariant *v, int nv, int M, int N, int K, int abits, int ldc, int dist_a,
+                           int dist_w, int overlap) {
+    const int KW = lbr_words(K);
+    uint8_t *a = malloc((size_t)M * K);
+    int8_t *w = malloc((size_t)N * K);
+    uint64_t *A = malloc((size_t)M * abits * KW * sizeof *A), *P = malloc((size_t)N * KW * sizeof *P),
+             *Q = malloc((size_t)N * KW * sizeof *Q);
+    int64_t *want = malloc((size_t)M * N * sizeof *want);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = rand_code(dist_a, abits);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = rand_ternary(dist_w);
+    pack_planes(a, M, K, abits, A);
+    pack_rows(w, N, K, 1, P);
+    pack_rows(w, N, K, -1, Q);
+    if (overlap) {
+        for (size_t i = 0; i < (size_t)N * K; i++) w[i] = rand_ternary(DIST_UNIFORM);
+        pack_rows(w, N, K, 1, Q);   /* Q's bits now independent of P's */
+    }
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int64_t s = 0;
+            for (int k = 0; k < K; k++) s += a[(size_t)m * K + k] * w[(size_t)n * K + k];
+            want[(size_t)m * N + n] = s;
+        }
+    int32_t *ref = new_c(M, ldc);
+    ((lbr_bitserial_fn)v[0].fn)(M, N, K, abits, A, P, Q, ref, ldc);
+    if (!overlap) check_ref("bitserial", ref, want, M, N, K, ldc, abits);
+    for (int i = 1; i < nv; i++) {
+        int32_t *c = new_c(M, ldc);
+        ((lbr_bitserial_fn)v[i].fn)(M, N, K, abits, A, P, Q, c, ldc);
+        check_same(overlap ? "bitserial(overlapping P/Q)" : "bitserial", v[i].name, c, ref, M, N, K, ldc, abits);
+        free(c);
+    }
+    free(ref); free(want); free(Q); free(P); free(A); free(w); free(a);
+}
+
+/* the variants listed must be exactly those the CPU flags call for, ref first; a CPU
+ * with no SIMD flags gets the ref alone */
+static int get_variants(const char *fam_name, lbr_kfamily fam, const lbr_cpu *cpu, lbr_kvariant v[4],
+                        void (*ref)(void)) {
+    const lbr_cpu none = {0};
+    lbr_kvariant only[4];
+    CHECK(lbr_kernel_variants(fam, &none, only) == 1 && only[0].fn == ref);
+    const int nv = lbr_kernel_variants(fam, cpu, v);
+    CHECK(nv >= 1 && nv <= 4);
+    CHECK(nv >= 1 && strcmp(v[0].name, "ref") == 0 && v[0].fn == ref);
+#if defined(__x86_64__)
+    const int want = 1 + (cpu->avx2 != 0) + (cpu->avx512vpopcntdq != 0);
+    CHECK_MSG(nv == want, "%s: %d variants, CPU flags call for %d", fam_name, nv, want);
+#endif
+    printf("%s variants:", fam_name);
+    for (int i = 0; i < nv; i++) printf(" %s", v[i].name);
+    printf("\n");
+    return nv;
+}
+
+int main(void) {
+    lbr_cpu cpu;
+    lbr_cpu_detect(&cpu);
+    lbr_kvariant xv[4], bv[4];
+    const int nx = get_variants("xnor", LBR_K_XNOR, &cpu, xv, (void (*)(void))lbr_xnor_ref);
+    const int nb = get_variants("bitserial", LBR_K_BITSERIAL, &cpu, bv, (void (*)(void))lbr_bitserial_ref);
+
+    static const int Ks[] = {1, 2, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 511, 512, 513, 3136, 4096 + 17};
+    static const int MNs[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 70};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+        const int K = Ks[ki];
+        for (int t = 0; t < 8; t++) {
+            /* the first shapes take edge sizes (1 x n, m x 1, tile edges), the rest are random;
+             * for long rows M, N <= 24 keep the element-by-element definition quick */
+            const int M = t == 0 ? 1 : t < 4 ? MNs[rng_int(0, 9)] : rng_int(1, K > 1000 ? 24 : 70);
+            const int N = t == 1 ? 1 : t < 4 ? MNs[rng_int(0, 9)] : rng_int(1, K > 1000 ? 24 : 70);
+            const int ldc = N + rng_int(1, 5);
+            const int da = rng_int(0, DIST_COUNT - 1), dw = rng_int(0, DIST_COUNT - 1);
+            xnor_case(xv, nx, M, N, K, ldc, da, dw);
+            bitserial_case(bv, nb, M, N, K, t + 1, ldc, da, dw, 0);
+        }
+        bitserial_case(bv, nb, rng_int(1, 9), rng_int(1, 9), K, rng_int(1, 8), 11, DIST_UNIFORM, DIST_UNIFORM, 1);
+    }
+    /* every activation width on one larger shape with odd edges in both dimensions */
+    for (int abits = 1; abits <= 8; abits++)
+        bitserial_case(bv, nb, 70, 67, 1000, abits, 71, DIST_UNIFORM, DIST_UNIFORM, 0);
+    xnor_case(xv, nx, 70, 67, 1000, 70, DIST_UNIFORM, DIST_UNIFORM);
+
+    /* the largest K: extreme values give the largest |C| (65536 for xnor, 65536 * 255 for
+     * bitserial) and fill the byte counters of the lookup variants before every flush */
+    const int KMAX = 65536;
+    xnor_case(xv, nx, 5, 6, KMAX, 7, DIST_MAX, DIST_MAX);
+    xnor_case(xv, nx, 5, 6, KMAX, 7, DIST_MAX, DIST_MIN);
+    xnor_case(xv, nx, 3, 5, KMAX - 1, 6, DIST_UNIFORM, DIST_SKEW);
+    bitserial_case(bv, nb, 5, 6, KMAX, 8, 7, DIST_MAX, DIST_MAX, 0);
+    bitserial_case(bv, nb, 5, 6, KMAX, 8, 7, DIST_MAX, DIST_MIN, 0);
+    bitserial_case(bv, nb, 3, 5, KMAX - 1, 7, 6, DIST_UNIFORM, DIST_SKEW, 0);
+    return lbt_report("test_kernels_popcount");
+}

@@ -50,6 +50,9 @@ MARKERS = {"uniform": "o", "balanced": "s", "uniq": "^", "syq": "D", "qn": "v", 
            "fp32": "*"}
 OPT_SHORT = {"mode": "", "percentile": "pct=", "group": "group=", "per": "per="}
 
+# the sweep's configuration behind a bar where it is not the plain METHOD:W/A
+BAR_QUANT = {"qn:2/2": "qn:2/2,tmul=50,atmul=20"}
+
 # (method, bits, options, title) for weight_levels.png
 LEVEL_CONFIGS = [
     ("uniform", 2, [], "uniform 2 bits (DoReFa)"),
@@ -279,6 +282,7 @@ def bars_table(agg, fl):
     summary = []
 
     def floor_row(bar, q, drop):
+        q = BAR_QUANT.get(q, q)
         s = agg.get(q)
         need = fl - drop
         if s is None:

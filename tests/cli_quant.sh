@@ -28,6 +28,12 @@ for q in syq:2/4 uniq:2/4 qn:2/2; do
   "$LB" train "${common[@]}" --quant $q --init "$T/f.safetensors" --epochs 2 --no-eval --out "$T/u$tag.safetensors" || bad "train u $q"
   cmp -s "$T/u$tag.safetensors" "$T/r$tag.safetensors" && ok || bad "$q: resumed run differs from the uninterrupted one"
 done
+# QN's three phases: its activations are calibrated again where phase 1 starts (step 64,
+# an epoch boundary, where a checkpoint is written); a run resumed there does the same
+"$LB" train "${common[@]}" --quant qn:2/2 --init "$T/f.safetensors" --epochs 3 --max-steps 64 --no-eval --out "$T/rqn3.safetensors" || bad "train rqn3"
+"$LB" train "${common[@]}" --epochs 3 --resume --no-eval --out "$T/rqn3.safetensors" || bad "resume qn3"
+"$LB" train "${common[@]}" --quant qn:2/2 --init "$T/f.safetensors" --epochs 3 --no-eval --out "$T/uqn3.safetensors" || bad "train uqn3"
+cmp -s "$T/uqn3.safetensors" "$T/rqn3.safetensors" && ok || bad "qn, 3 phases: resumed run differs from the uninterrupted one"
 "$LB" train "${common[@]}" --quant uniform:2/4 --epochs 2 --resume --out "$T/rsyq.safetensors" 2> "$T/err" && bad "resume with another --quant" \
   || { grep -q "was trained with --quant syq:2/4" "$T/err" && ok || bad "resume with another --quant: $(cat "$T/err")"; }
 python3 - "$T/syq.safetensors" <<'PY' && ok || bad "syq checkpoint lacks fc2.wq.alpha / opt state"

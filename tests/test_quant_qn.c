@@ -608,12 +608,20 @@ static void test_schedule(void) {
     lb_qcfg c;
     lb_quant *w = mk(&c, "qn:3/4,tmul=5", LB_QW, 8), *a = mk(&c, "qn:3/4,tmul=5", LB_QA, 8);
     /* 9 epochs: phases [0, 3), [3, 6), [6, 9) */
+    w->initialized = a->initialized = 1;
     sched(w, 0, 9), sched(a, 0, 9);
     CHECK(w->mode == LB_QMODE_QUANT && !w->frozen && w->temperature == 5 && a->mode == LB_QMODE_FLOAT);
     sched(w, 2, 9), sched(a, 2, 9);
     CHECK(w->mode == LB_QMODE_QUANT && w->temperature == 15 && a->mode == LB_QMODE_FLOAT);
+    CHECK(a->initialized);
     sched(w, 3, 9), sched(a, 3, 9);
     CHECK(w->mode == LB_QMODE_HARD && w->frozen && a->mode == LB_QMODE_QUANT && a->temperature == 5);
+    /* the first step of phase 1 asks for the activations' calibration, once */
+    CHECK(w->initialized && !a->initialized);
+    a->initialized = 1;
+    lb_qsched s1 = {.step = 31, .steps_per_epoch = 10, .total_steps = 90, .epoch = 3, .epochs = 9};
+    ops(a)->schedule(a, &s1);
+    CHECK(a->initialized);
     sched(w, 5, 9), sched(a, 5, 9);
     CHECK(w->mode == LB_QMODE_HARD && w->frozen && a->temperature == 15);
     sched(w, 6, 9), sched(a, 6, 9);
@@ -632,15 +640,26 @@ static void test_schedule(void) {
     CHECK(w->mode == LB_QMODE_QUANT && a->mode == LB_QMODE_QUANT && a->temperature == 5 && w->temperature == 5);
     lb_quant_free(w);
     lb_quant_free(a);
-    /* phases=1, default tmul 10, the cap at 2000 */
+    /* phases=1, default tmul 5, the cap at 2000 */
     lb_qcfg c1;
     w = mk(&c1, "qn:3/4,phases=1", LB_QW, 8), a = mk(&c1, "qn:3/4,phases=1", LB_QA, 8);
+    a->initialized = 1;
     sched(w, 0, 9), sched(a, 0, 9);
-    CHECK(w->mode == LB_QMODE_QUANT && a->mode == LB_QMODE_QUANT && w->temperature == 10 && a->temperature == 10);
+    CHECK(w->mode == LB_QMODE_QUANT && a->mode == LB_QMODE_QUANT && w->temperature == 5 && a->temperature == 5);
+    CHECK(a->initialized);   /* one phase: the calibration at the start stands */
     sched(w, 4, 9), sched(a, 4, 9);
-    CHECK(w->temperature == 50 && a->temperature == 50 && !w->frozen);
+    CHECK(w->temperature == 25 && a->temperature == 25 && !w->frozen);
     sched(w, 500, 1000);
     CHECK(w->temperature == 2000);
+    lb_quant_free(w);
+    lb_quant_free(a);
+    /* atmul: the activations' own multiplier (the released code's temperature_A) */
+    lb_qcfg c2;
+    w = mk(&c2, "qn:2/2,tmul=50,atmul=5", LB_QW, 8), a = mk(&c2, "qn:2/2,tmul=50,atmul=5", LB_QA, 8);
+    sched(w, 3, 9), sched(a, 3, 9);
+    CHECK(w->temperature == 200 && a->temperature == 5);
+    sched(w, 8, 9), sched(a, 8, 9);
+    CHECK(w->temperature == 450 && a->temperature == 30);
     lb_quant_free(w);
     lb_quant_free(a);
 }
@@ -666,6 +685,7 @@ static void test_bad_options(void) {
     bad_option("qn:3/4,grad=foo", LB_QW, "grad");
     bad_option("qn:3/4,b=foo", LB_QW, "b=foo");
     bad_option("qn:3/4,ab=lin", LB_QA, "ab");
+    bad_option("qn:3/4,atmul=0", LB_QA, "atmul");
     bad_option("qn:3/4,foo=1", LB_QW, "foo");
     bad_option("qn:5/4,set=pow2", LB_QW, "set");
     bad_option("qn:9/4", LB_QW, "bits");

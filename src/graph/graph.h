@@ -128,7 +128,8 @@ void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count);
 /* Training-time services: initialise weight quantizers that have no learned values yet
  * (from the latent weights); calibrate activation quantizers that need data (a few
  * forward passes in float, observing); run every quantizer's schedule hook before a
- * step and mirror `frozen` onto the tensors. */
+ * step and mirror `frozen` onto the tensors. A schedule hook may clear `initialized` on
+ * an activation quantizer to have it calibrated again before that step. */
 struct lb_qsched;
 void lb_quant_init_weights(lb_model *m);
 int lb_quant_needs_calibration(const lb_model *m);

@@ -381,7 +381,7 @@ static void qn_backward(lb_quant *q, float *dx, const float *dy, const float *x,
  *   1: weights HARD and frozen, activations QUANT (their T starts at tmul)
  *   2: both QUANT; the weights' T has kept rising through phase 1 */
 static void qn_schedule(lb_quant *q, const lb_qsched *s) {
-    const qn_state *st = q->state;
+    qn_state *st = q->state;
     const int E = s->epochs, e = s->epoch < 0 ? 0 : s->epoch;
     const int three = st->phases == 3 && E >= 3;
     const int phase = three ? LB_MIN(2, 3 * e / E) : 2;   /* one phase: as phase 2 */
@@ -392,6 +392,20 @@ static void qn_schedule(lb_quant *q, const lb_qsched *s) {
     } else {
         start = three ? (E + 2) / 3 : 0;                   /* first epoch of phase 1 */
         q->mode = phase == 0 ? LB_QMODE_FLOAT : LB_QMODE_QUANT;
+        /* The paper initialises the activation quantizers on the network whose weights
+         * are already quantized: their range at the start of the run (float weights)
+         * was stale by phase 1, and with it 2-bit activations saturated and the network
+         * fell to chance at once (measured, tmul=50). So the first step of phase 1 asks
+         * for a new calibration (on the same batches as the first: deterministic, and a
+         * resume from the checkpoint at that epoch boundary does the same). */
+        if (three && s->step == (int64_t)start * s->steps_per_epoch && q->initialized) {
+            qn_state *w = q->state;
+            if (!w->sample && !(w->sample = malloc(QN_SAMPLE * sizeof(float)))) return;   /* keep the old range */
+            w->amax = 0;
+            w->seen = w->nsample = 0;
+            w->stride = 1;
+            q->initialized = 0;
+        }
     }
     const double T = (double)st->tmul * (LB_MAX(e - start, 0) + 1);
     q->temperature = (float)(T < 2000 ? T : 2000);
@@ -548,10 +562,11 @@ static void qn_init(lb_quant *q, const float *x, int64_t n) {
 
 static lb_status qn_setup(lb_quant *q) {
     if (q->bits < 1 || q->bits > 8) return lb_fail(LB_ERR_INVALID, "%s: qn takes 1 to 8 bits, not %d", q->name, q->bits);
-    double tmul;
+    double tmul, atmul;
     int phases, grad, set, bk, ab;
     lb_status s;
-    if ((s = lb_qopt_num(q, "tmul", 10, 1e-3, 2000, &tmul)) || (s = lb_qopt_choice(q, "phases", "3 1", &phases)) ||
+    if ((s = lb_qopt_num(q, "tmul", 5, 1e-3, 2000, &tmul)) || (s = lb_qopt_num(q, "atmul", tmul, 1e-3, 2000, &atmul)) ||
+        (s = lb_qopt_choice(q, "phases", "3 1", &phases)) ||
         (s = lb_qopt_choice(q, "grad", "exact code", &grad)) || (s = lb_qopt_choice(q, "set", "pow2 int", &set)) ||
         (s = lb_qopt_choice(q, "b", "kmeans linear", &bk)) || (s = lb_qopt_choice(q, "ab", "log linear", &ab)))
         return s;
@@ -581,7 +596,8 @@ static lb_status qn_setup(lb_quant *q) {
     }
     st->n = k - 1;
     st->o = q->role == LB_QW ? 0.5f * (st->Y[st->n] - st->Y[0]) : 0.0f;
-    st->tmul = (float)tmul;
+    /* the released code has one multiplier for weights and one for activations */
+    st->tmul = (float)(q->role == LB_QA ? atmul : tmul);
     st->phases = phases == 0 ? 3 : 1;
     st->grad_code = grad == 1;
     /* b=kmeans by default for weights (the paper), b=linear for activations: k-means on
@@ -626,4 +642,4 @@ static const lb_qops qn_w = {qn_setup, NULL, qn_init, qn_forward, qn_backward, q
 static const lb_qops qn_a = {qn_setup, qn_observe, qn_init, qn_forward, qn_backward, qn_schedule, qn_encode, qn_release};
 
 const lb_qmethod lb_qm_qn = {"qn", "Quantization Networks: sum of sigmoid steps, temperature raised to the hard steps",
-                             "tmul phases grad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.001 clip=5"};
+                             "tmul atmul phases grad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.005 clip=5"};

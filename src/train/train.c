@@ -218,6 +218,14 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
             if (m->n_quants) {
                 lb_qsched qs = {step, spe, total, epoch, cfg->epochs};
                 lb_quant_schedule(m, &qs, cfg->seed);
+                /* a schedule may ask for a new calibration (QN when its activations
+                 * start): the same first batches, in evaluation mode */
+                if (lb_quant_needs_calibration(m) &&
+                    ((s = lb_quant_calibrate(m, train->x, LB_MIN(train->n, (int64_t)4 * cfg->batch), cfg->batch)) ||
+                     (s = lb_graph_reserve(m, cfg->batch, 1)))) {
+                    stop = 1;
+                    break;
+                }
             }
             lb_graph_set_input(m, xb, B);
             lb_graph_forward(m, B, 1);

@@ -33,24 +33,23 @@
 
 enum {
     LANES = 2,
-    TILE = 16 * LANES, /* output elements per lookup vector */
-    CW = 4,            /* words of k per chunk: indices for 64 groups, 2 KB */
-    GC = 16 * CW,
-    MB = 16, /* tables of up to 16 rows (x digits) kept while the indices are reused */
+    TILE = 16 * LANES, /* output elements per lookup vector; a chunk's indices: 64 groups, 2 KB */
 };
 
 /* How the tile's indicator rows come from the weight planes (bucket_impl.h): qword q of
  * transpose input u is row b = lbr_bucket_row(u, q), bucket j of weight row n0 + ns. The
  * rows of one input lie in one block of 4 weight rows (blk) for every J, and at J >= 8
  * on one row (bcast >= 0), whose words are then broadcast instead of permuted. */
-typedef struct {
+struct lbr_bucket_layout {
     __m256i notmask[8][4]; /* ~0 where bit p of the row's bucket j is 0: take ~W_p */
     __m256i perm[8];       /* vpermd index: the two dwords of ns within its block */
+    __m256i sel[16 / LANES]; /* table selectors (lbr_bucket_sel) */
     int blk[8], bcast[8];
-} layout;
+};
 
-static void layout_init(layout *ly, int wbits) {
+static void layout_init(lbr_bucket_layout *ly, int wbits) {
     const int J = 1 << wbits;
+    lbr_bucket_sel((uint8_t *)ly->sel, LANES);
     for (int u = 0; u < 8; u++) {
         uint64_t nm[4][4];
         uint32_t pi[8];
@@ -93,23 +92,23 @@ static LBR_TARGET_AVX2 __m256i unpack32(const uint64_t *a, int KW, int w, int h,
 
 /* tables of row a for planes p0 .. p1-1 (one digit) over words w0 .. w0+cw-1 */
 static LBR_TARGET_AVX2 void build_tables(uint8_t *tab, const uint64_t *a, int KW, int w0, int cw, int p0,
-                                         int p1, const __m256i sel[8]) {
+                                         int p1, const lbr_bucket_layout *ly) {
     for (int w = 0; w < cw; w++)
         for (int h = 0; h < 2; h++) {
             const __m256i v = unpack32(a, KW, w0 + w, h, p0, p1); /* groups 8h .. 8h+7 */
             const __m256i b0 = _mm256_permute2x128_si256(v, v, 0x00), b1 = _mm256_permute2x128_si256(v, v, 0x11);
             uint8_t *t = tab + 16 * (16 * w + 8 * h);
-            tables2(b0, sel, t);
-            tables2(b0, sel + 4, t + 32);
-            tables2(b1, sel, t + 64);
-            tables2(b1, sel + 4, t + 96);
+            tables2(b0, ly->sel, t);
+            tables2(b0, ly->sel + 4, t + 32);
+            tables2(b1, ly->sel, t + 64);
+            tables2(b1, ly->sel + 4, t + 96);
         }
 }
 
 /* indices of the tile of weight rows n0 .. n0+rows-1 (rows past N read as zero: their
  * elements are never stored) over words w0 .. w0+cw-1 */
 static LBR_TARGET_AVX2 void build_idx(uint8_t *idx, const uint64_t *W, int N, int wbits, int KW, int n0,
-                                      int rows, int w0, int cw, const layout *ly) {
+                                      int rows, int w0, int cw, const lbr_bucket_layout *ly) {
     _Alignas(32) uint64_t wt[4][16];
     const int fill = rows < 4 ? 4 : rows;
     const __m256i nib = _mm256_set1_epi8(0x0F);
@@ -193,42 +192,11 @@ static LBR_TARGET_AVX2 void lookup(const uint8_t *tab, const uint8_t *idx, int g
 
 LBR_TARGET_AVX2 void lbr_bucket_avx2(int M, int N, int K, int abits, int wbits, const uint64_t *A, const uint64_t *W,
                                      int32_t *C) {
-    const int KW = lbr_words(K), J = 1 << wbits, rows = TILE / J;
-    const int ndig = (abits + 3) / 4, mbmax = MB / ndig;
-    const int maxv = 4 * ((1 << (abits < 4 ? abits : 4)) - 1); /* largest table entry */
-    const int run = maxv <= 15 ? 16 : maxv <= 31 ? 8 : 4;       /* run * maxv <= 255 */
-    layout ly;
+    lbr_bucket_layout ly;
     layout_init(&ly, wbits);
-    __m256i sel[8]; /* sel[4hh + i] lane L, byte x: activation i of group 2hh + L if bit i of x */
-    for (int hh = 0; hh < 2; hh++)
-        for (int i = 0; i < 4; i++) {
-            uint8_t s[32];
-            for (int b = 0; b < 32; b++)
-                s[b] = ((b & 15) >> i) & 1 ? (uint8_t)(4 * (2 * hh + (b >> 4)) + i) : 0x80;
-            memcpy(&sel[4 * hh + i], s, sizeof s);
-        }
-    _Alignas(32) uint8_t tab[MB * GC * 16]; /* [row x digit][group][x] */
-    _Alignas(32) uint8_t idx[GC * TILE];     /* [group][byte] */
-    for (int w0 = 0; w0 < KW; w0 += CW) {
-        const int cw = KW - w0 < CW ? KW - w0 : CW;
-        for (int m0 = 0; m0 < M; m0 += mbmax) {
-            const int mb = M - m0 < mbmax ? M - m0 : mbmax;
-            for (int i = 0; i < mb; i++)
-                for (int d = 0; d < ndig; d++) {
-                    const uint64_t *a = A + (size_t)(m0 + i) * abits * KW;
-                    const int p1 = abits < 4 * d + 4 ? abits : 4 * d + 4;
-                    build_tables(tab + (i * ndig + d) * GC * 16, a, KW, w0, cw, 4 * d, p1, sel);
-                }
-            for (int n0 = 0; n0 < N; n0 += rows) {
-                const int nval = (N - n0 < rows ? N - n0 : rows) * J;
-                build_idx(idx, W, N, wbits, KW, n0, rows, w0, cw, &ly);
-                for (int i = 0; i < mb; i++)
-                    for (int d = 0; d < ndig; d++)
-                        lookup(tab + (i * ndig + d) * GC * 16, idx, 16 * cw, run, C + ((size_t)(m0 + i) * N + n0) * J,
-                               nval, d, w0 == 0 && d == 0);
-            }
-        }
-    }
+    _Alignas(32) uint8_t tab[LBR_BUCKET_MB * LBR_BUCKET_GC * 16]; /* [row x digit][group][x] */
+    _Alignas(32) uint8_t idx[LBR_BUCKET_GC * TILE];                /* [group][byte] */
+    lbr_bucket_gemm(M, N, K, abits, wbits, A, W, C, TILE, &ly, tab, idx, build_tables, build_idx, lookup);
 }
 #else
 typedef int lbr_bucket_avx2_unused;

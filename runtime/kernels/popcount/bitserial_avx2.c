@@ -35,18 +35,6 @@ LBR_INLINE LBR_TARGET_AVX2 void bitserial_step(int rm, int rn, __m256i cnt[MR][N
     }
 }
 
-LBR_INLINE LBR_TARGET_AVX2 void bitserial_flush(int rm, int rn, __m256i acc[MR][NR], __m256i cnt[MR][NR]) {
-    LBR_UNROLL
-    for (int i = 0; i < MR; i++) {
-        LBR_UNROLL
-        for (int j = 0; j < NR; j++) {
-            if (i >= rm || j >= rn) continue;
-            acc[i][j] = _mm256_add_epi64(acc[i][j], _mm256_sad_epu8(cnt[i][j], _mm256_setzero_si256()));
-            cnt[i][j] = _mm256_setzero_si256();
-        }
-    }
-}
-
 LBR_INLINE LBR_TARGET_AVX2 void bitserial_tile(int rm, int rn, int K, int abits, const uint64_t *A,
                                                 const uint64_t *P, const uint64_t *Q, int32_t *C, int ldc) {
     const int KW = lbr_words(K), kv = KW & ~3;
@@ -84,7 +72,7 @@ LBR_INLINE LBR_TARGET_AVX2 void bitserial_tile(int rm, int rn, int K, int abits,
                 }
                 bitserial_step(rm, rn, cnt, a, p, q, lut_p, lut_q, low4);
             }
-            bitserial_flush(rm, rn, acc, cnt);
+            lbr_popcnt_flush(rm, rn, acc, cnt);
         }
         if (kv < KW) {
             const __m256i mk = _mm256_cmpgt_epi64(_mm256_set1_epi64x(KW - kv), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -98,7 +86,7 @@ LBR_INLINE LBR_TARGET_AVX2 void bitserial_tile(int rm, int rn, int K, int abits,
                 q[j] = _mm256_maskload_epi64((const long long *)(Q + (size_t)j * KW + kv), mk);
             }
             bitserial_step(rm, rn, cnt, a, p, q, lut_p, lut_q, low4);
-            bitserial_flush(rm, rn, acc, cnt);
+            lbr_popcnt_flush(rm, rn, acc, cnt);
         }
     }
     const long long steps = (KW + 3) / 4, bias = 8LL * 32 * steps * ((1LL << abits) - 1);
@@ -124,11 +112,7 @@ LBR_TARGET_AVX2 void lbr_bitserial_avx2(int M, int N, int K, int abits, const ui
             const int rn = N - n < NR ? N - n : NR;
             const uint64_t *p = P + (size_t)n * KW, *q = Q + (size_t)n * KW;
             int32_t *c = C + (size_t)m * ldc + n;
-            switch ((rm - 1) * NR + rn - 1) {
-#define TILE(i, j) case (i - 1) * NR + j - 1: bitserial_tile(i, j, K, abits, a, p, q, c, ldc); break;
-                TILE(1, 1) TILE(1, 2) TILE(2, 1) TILE(2, 2)
-#undef TILE
-            }
+            LBR_TILE_SWITCH_2x2(rm, rn, bitserial_tile, K, abits, a, p, q, c, ldc)
         }
     }
 }

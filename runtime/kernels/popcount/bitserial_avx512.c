@@ -79,12 +79,7 @@ LBR_TARGET_AVX512POP void lbr_bitserial_avx512(int M, int N, int K, int abits, c
             const int rn = N - n < NR ? N - n : NR;
             const uint64_t *p = P + (size_t)n * KW, *q = Q + (size_t)n * KW;
             int32_t *c = C + (size_t)m * ldc + n;
-            switch ((rm - 1) * NR + rn - 1) {
-#define TILE(i, j) case (i - 1) * NR + j - 1: bitserial_tile(i, j, K, abits, a, p, q, c, ldc); break;
-                TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(2, 4)
-                TILE(3, 1) TILE(3, 2) TILE(3, 3) TILE(3, 4) TILE(4, 1) TILE(4, 2) TILE(4, 3) TILE(4, 4)
-#undef TILE
-            }
+            LBR_TILE_SWITCH_4x4(rm, rn, bitserial_tile, K, abits, a, p, q, c, ldc)
         }
     }
 }

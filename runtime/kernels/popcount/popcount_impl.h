@@ -20,6 +20,33 @@ void lbr_bitserial_avx512(int M, int N, int K, int abits, const uint64_t *A, con
 #define LBR_UNROLL _Pragma("GCC unroll 8")
 #define LBR_INLINE static inline __attribute__((always_inline))
 
+/* The drivers' dispatch on the size rm x rn of a tile (MR x NR, smaller at the bottom and
+ * right edges of C): fn(rm, rn, ...) with the size as constants, so that every size is its
+ * own instance of the always_inline tile (fixed loop bounds, accumulators in registers). */
+#define LBR_TILE_CASE(key, fn, i, j, ...) case key: fn(i, j, __VA_ARGS__); break;
+#define LBR_TILE_SWITCH_2x2(rm, rn, fn, ...)                                                                 \
+    {                                                                                                        \
+        _Static_assert(MR == 2 && NR == 2, "a 2 x 2 tile");                                                  \
+        switch (((rm) - 1) * 2 + (rn) - 1) {                                                                 \
+            LBR_TILE_CASE(0, fn, 1, 1, __VA_ARGS__) LBR_TILE_CASE(1, fn, 1, 2, __VA_ARGS__)                  \
+            LBR_TILE_CASE(2, fn, 2, 1, __VA_ARGS__) LBR_TILE_CASE(3, fn, 2, 2, __VA_ARGS__)                  \
+        }                                                                                                    \
+    }
+#define LBR_TILE_SWITCH_4x4(rm, rn, fn, ...)                                                                 \
+    {                                                                                                        \
+        _Static_assert(MR == 4 && NR == 4, "a 4 x 4 tile");                                                  \
+        switch (((rm) - 1) * 4 + (rn) - 1) {                                                                 \
+            LBR_TILE_CASE(0, fn, 1, 1, __VA_ARGS__) LBR_TILE_CASE(1, fn, 1, 2, __VA_ARGS__)                  \
+            LBR_TILE_CASE(2, fn, 1, 3, __VA_ARGS__) LBR_TILE_CASE(3, fn, 1, 4, __VA_ARGS__)                  \
+            LBR_TILE_CASE(4, fn, 2, 1, __VA_ARGS__) LBR_TILE_CASE(5, fn, 2, 2, __VA_ARGS__)                  \
+            LBR_TILE_CASE(6, fn, 2, 3, __VA_ARGS__) LBR_TILE_CASE(7, fn, 2, 4, __VA_ARGS__)                  \
+            LBR_TILE_CASE(8, fn, 3, 1, __VA_ARGS__) LBR_TILE_CASE(9, fn, 3, 2, __VA_ARGS__)                  \
+            LBR_TILE_CASE(10, fn, 3, 3, __VA_ARGS__) LBR_TILE_CASE(11, fn, 3, 4, __VA_ARGS__)                \
+            LBR_TILE_CASE(12, fn, 4, 1, __VA_ARGS__) LBR_TILE_CASE(13, fn, 4, 2, __VA_ARGS__)                \
+            LBR_TILE_CASE(14, fn, 4, 3, __VA_ARGS__) LBR_TILE_CASE(15, fn, 4, 4, __VA_ARGS__)                \
+        }                                                                                                    \
+    }
+
 #if LBR_X86
 #include <immintrin.h>
 
@@ -27,6 +54,20 @@ void lbr_bitserial_avx512(int M, int N, int K, int abits, const uint64_t *A, con
 LBR_INLINE LBR_TARGET_AVX2 __m256i lbr_popcnt_nibbles(__m256i x, __m256i lut, __m256i low4) {
     const __m256i lo = _mm256_and_si256(x, low4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
     return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+/* The AVX2 kernels' 2 x 2 tiles count in bytes: adds the byte counters of the rm x rn
+ * used into their 64-bit lanes (vpsadbw) and clears them. */
+LBR_INLINE LBR_TARGET_AVX2 void lbr_popcnt_flush(int rm, int rn, __m256i acc[2][2], __m256i cnt[2][2]) {
+    LBR_UNROLL
+    for (int i = 0; i < 2; i++) {
+        LBR_UNROLL
+        for (int j = 0; j < 2; j++) {
+            if (i >= rm || j >= rn) continue;
+            acc[i][j] = _mm256_add_epi64(acc[i][j], _mm256_sad_epu8(cnt[i][j], _mm256_setzero_si256()));
+            cnt[i][j] = _mm256_setzero_si256();
+        }
+    }
 }
 
 /* Lane l of the result is the sum of the four 64-bit lanes of x_l: two unpack levels share

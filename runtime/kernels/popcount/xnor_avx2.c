@@ -28,18 +28,6 @@ LBR_INLINE LBR_TARGET_AVX2 void xnor_step(int rm, int rn, __m256i cnt[MR][NR], c
     }
 }
 
-LBR_INLINE LBR_TARGET_AVX2 void xnor_flush(int rm, int rn, __m256i acc[MR][NR], __m256i cnt[MR][NR]) {
-    LBR_UNROLL
-    for (int i = 0; i < MR; i++) {
-        LBR_UNROLL
-        for (int j = 0; j < NR; j++) {
-            if (i >= rm || j >= rn) continue;
-            acc[i][j] = _mm256_add_epi64(acc[i][j], _mm256_sad_epu8(cnt[i][j], _mm256_setzero_si256()));
-            cnt[i][j] = _mm256_setzero_si256();
-        }
-    }
-}
-
 LBR_INLINE LBR_TARGET_AVX2 void xnor_tile(int rm, int rn, int K, const uint64_t *A, const uint64_t *W, int32_t *C,
                                            int ldc) {
     const int KW = lbr_words(K), kv = KW & ~3;
@@ -63,7 +51,7 @@ LBR_INLINE LBR_TARGET_AVX2 void xnor_tile(int rm, int rn, int K, const uint64_t 
                 if (j < rn) w[j] = _mm256_loadu_si256((const __m256i *)(W + (size_t)j * KW + k));
             xnor_step(rm, rn, cnt, a, w, lut, low4);
         }
-        xnor_flush(rm, rn, acc, cnt);
+        lbr_popcnt_flush(rm, rn, acc, cnt);
     }
     if (kv < KW) {
         const __m256i mk = _mm256_cmpgt_epi64(_mm256_set1_epi64x(KW - kv), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -74,7 +62,7 @@ LBR_INLINE LBR_TARGET_AVX2 void xnor_tile(int rm, int rn, int K, const uint64_t 
         for (int j = 0; j < NR; j++)
             if (j < rn) w[j] = _mm256_maskload_epi64((const long long *)(W + (size_t)j * KW + kv), mk);
         xnor_step(rm, rn, cnt, a, w, lut, low4);
-        xnor_flush(rm, rn, acc, cnt);
+        lbr_popcnt_flush(rm, rn, acc, cnt);
     }
     /* lanes (0,0), (0,1), (1,0), (1,1), unused ones zero; C = K - 2 d */
     const __m256i d = lbr_hsum4_epi64(acc[0][0], acc[0][1], acc[1][0], acc[1][1]);
@@ -98,11 +86,7 @@ LBR_TARGET_AVX2 void lbr_xnor_avx2(int M, int N, int K, const uint64_t *A, const
             const int rn = N - n < NR ? N - n : NR;
             const uint64_t *w = W + (size_t)n * KW;
             int32_t *c = C + (size_t)m * ldc + n;
-            switch ((rm - 1) * NR + rn - 1) {
-#define TILE(i, j) case (i - 1) * NR + j - 1: xnor_tile(i, j, K, a, w, c, ldc); break;
-                TILE(1, 1) TILE(1, 2) TILE(2, 1) TILE(2, 2)
-#undef TILE
-            }
+            LBR_TILE_SWITCH_2x2(rm, rn, xnor_tile, K, a, w, c, ldc)
         }
     }
 }

@@ -1,0 +1,104 @@
+/* libFuzzer target for the .lbm container loader (runtime/lbr_file.c). Without clang's
+ * fuzzer it links with replay_main.c and replays tests/fuzz/corpus/lbm/ (written by
+ * `test_lbm_file --write-corpus`).
+ *
+ * A mutated file almost never keeps its CRCs, which would stop the fuzzer at the first
+ * checksum. So each input is opened twice: as is, and as a copy whose header, tables
+ * and array CRCs are recomputed wherever the (untrusted) counts and offsets let them be
+ * located, which lets mutations reach every later check. The copy sits one byte past an
+ * aligned address, so unaligned field reads are exercised as well.
+ *
+ * An accepted file must keep the loader's promises: every array inside the buffer with
+ * the bytes its dtype and count imply, aligned, in order and not overlapping, after the
+ * tables; reserved layer fields 0; out-of-range queries answered without a read. Reading
+ * every byte lets ASan catch a bad pointer. A refused one leaves a message and *f zeroed. */
+#include "lbr_file.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static void wr32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void check(const uint8_t *buf, size_t len) {
+    lbr_file f;
+    char err[256];
+    memset(&f, 0x5A, sizeof f);
+    if (lbr_file_open(&f, buf, len, err, sizeof err) != LBR_OK) {
+        if (!err[0] || f.n_arrays || f.n_layers || f.base || f.layers) abort();
+        lbr_array a;
+        if (lbr_file_array(&f, 0, &a) == LBR_OK || lbr_layer_field(&f, 0, 0) != 0) abort();
+        return;
+    }
+    if (err[0] || f.base != buf || f.file_size != len || f.version != LBR_VERSION) abort();
+    const uint64_t tables_end = 64 + 32 * (uint64_t)f.n_arrays + 128 * (uint64_t)f.n_layers;
+    if (tables_end > len || f.layers != buf + 64 + 32 * (size_t)f.n_arrays) abort();
+    if (!f.in_c || !f.in_h || !f.in_w || !f.n_outputs) abort();
+    if ((uint64_t)f.in_c * f.in_h > LBR_MAX_INPUT || (uint64_t)f.in_c * f.in_h * f.in_w > LBR_MAX_INPUT) abort();
+    if (f.arena_fixed > LBR_MAX_ARENA || f.arena_per_sample > LBR_MAX_ARENA) abort();
+    volatile uint8_t sink = 0;
+    uint64_t prev_end = tables_end;
+    for (uint32_t i = 0; i < f.n_arrays; i++) {
+        lbr_array a;
+        if (lbr_file_array(&f, i, &a) != LBR_OK) abort();
+        const uint64_t bytes = a.count * lbr_dtype_size(a.dtype);
+        if (!lbr_dtype_size(a.dtype) || a.offset % LBR_ALIGN || a.offset < prev_end || a.offset > len ||
+            bytes > len - a.offset || a.data != buf + a.offset)
+            abort();
+        if (lbr_crc32(a.data, (size_t)bytes, 0) != rd32(buf + 64 + 32 * (size_t)i + 24)) abort();
+        for (uint64_t k = 0; k < bytes; k++) sink ^= ((const uint8_t *)a.data)[k];
+        prev_end = a.offset + bytes;
+    }
+    lbr_array a;
+    if (lbr_file_array(&f, f.n_arrays, &a) != LBR_ERR_ARG || a.data) abort();
+    for (uint32_t l = 0; l < f.n_layers; l++)
+        for (int k = 0; k < LBR_LAYER_FIELDS; k++) {
+            uint32_t v = lbr_layer_field(&f, l, k);
+            if (k >= LBR_LAYER_RESERVED && v) abort();
+            sink ^= (uint8_t)v;
+        }
+    if (lbr_layer_field(&f, f.n_layers, 0) || lbr_layer_field(&f, 0, -1) || lbr_layer_field(&f, 0, LBR_LAYER_FIELDS))
+        abort();
+    (void)sink;
+}
+
+/* Recompute every CRC that can be located inside w[0 .. len), innermost first (arrays,
+ * then the tables that hold their CRCs, then the header that holds the tables' CRC). */
+static void fix_crcs(uint8_t *w, size_t len) {
+    if (len < 64) return;
+    uint64_t n_layers = rd32(w + LBR_H_N_LAYERS), n_arrays = rd32(w + LBR_H_N_ARRAYS);
+    uint64_t tables_end = 64 + 32 * n_arrays + 128 * n_layers; /* < 2^40: no overflow */
+    if (tables_end <= len) {
+        for (uint64_t i = 0; i < n_arrays; i++) {
+            uint8_t *e = w + 64 + 32 * i;
+            uint32_t size = lbr_dtype_size(rd32(e + LBR_A_DTYPE));
+            uint64_t off = rd64(e + LBR_A_OFFSET), count = rd64(e + LBR_A_COUNT);
+            if (size && off <= len && count <= (len - off) / size)
+                wr32(e + LBR_A_CRC, lbr_crc32(w + off, (size_t)(count * size), 0));
+        }
+        wr32(w + LBR_H_TABLES_CRC, lbr_crc32(w + 64, (size_t)(tables_end - 64), 0));
+    }
+    wr32(w + LBR_H_HEADER_CRC, lbr_crc32(w, LBR_H_HEADER_CRC, 0));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check(data, size);
+    /* an exact-size heap block (one byte ahead for the misalignment) keeps ASan's
+     * redzone right after the last byte */
+    uint8_t *block = malloc(size + 1);
+    if (!block) return 0;
+    uint8_t *w = block + 1;
+    if (size) memcpy(w, data, size);
+    fix_crcs(w, size);
+    check(w, size);
+    free(block);
+    return 0;
+}

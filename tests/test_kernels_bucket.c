@@ -20,12 +20,7 @@
 static const int32_t CANARY = 0x5eadbeef;
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
-static uint64_t rnd(void) { /* splitmix64 */
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return lbt_splitmix64(&rng); }
 static int rnd_int(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
 
 /* rows x K codes -> bit planes: row r's plane p at word ((size_t)r * bits + p) * KW */

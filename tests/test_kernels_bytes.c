@@ -15,12 +15,7 @@
 typedef void (*gemm_fn)(int M, int N, int K, const uint8_t *A, const int8_t *W, int32_t *C, int ldc);
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t next_u64(void) { /* splitmix64 */
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next_u64(void) { return lbt_splitmix64(&rng); }
 static int rnd(int n) { return (int)(next_u64() % (uint64_t)n); }
 
 static const char *fam_name(lbr_kfamily f) { return f == LBR_K_S8U8 ? "s8u8" : "shift"; }

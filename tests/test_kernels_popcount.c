@@ -16,12 +16,7 @@
 #define SENTINEL 0x5a5a5a5a
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng_next(void) {   /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return lbt_splitmix64(&rng_state); }
 static int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
 
 /* value distributions: uniform; all +1 weights and largest codes; all -1 weights and

@@ -743,12 +743,7 @@ static int write_corpus(const char *dir) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0) return write_corpus(argv[2]);
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/lbt_lbm_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (lbt_mkdtemp(tmpdir, sizeof tmpdir, "lbt_lbm")) return 1;
     test_crc();
     test_round_trip();
     test_limits();

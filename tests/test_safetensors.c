@@ -548,12 +548,7 @@ static void test_write_errors(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/lbt_st_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (lbt_mkdtemp(tmpdir, sizeof tmpdir, "lbt_st")) return 1;
     test_round_trip();
     test_writer_bytes();
     test_py_reference();

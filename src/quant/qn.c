@@ -51,6 +51,16 @@ typedef struct qn_state {
     float *sample;
 } qn_state;
 
+/* Start collecting activation statistics afresh (setup, and QN's new calibration at
+ * phase 1): returns 0, or -1 when the sample buffer cannot be allocated. */
+static int qn_calib_begin(qn_state *st) {
+    if (!st->sample && !(st->sample = malloc(QN_SAMPLE * sizeof(float)))) return -1;
+    st->amax = 0;
+    st->seen = st->nsample = 0;
+    st->stride = 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ the soft function */
 
 /* a*b + c: fused where the target has FMA (one rounding, half the instructions), else
@@ -109,6 +119,18 @@ typedef struct qn_tab {
     float b[QN_MAXN + 2 * QN_PAD], s[QN_MAXN + 2 * QN_PAD], P[QN_MAXN + 2 * QN_PAD + 1];
 } qn_tab;
 
+/* The search part of a table (all the hard quantizer needs): b padded with +inf to
+ * 2^levels - 1 entries, and whether b is sorted (a foreign checkpoint may not be). */
+static void qn_search_build(qn_tab *t, const float *b, int n) {
+    t->n = n;
+    t->levels = 0;
+    while ((1 << t->levels) - 1 < n) t->levels++;
+    for (int i = 0; i < (1 << t->levels) - 1; i++) t->bs[i] = i < n ? b[i] : INFINITY;
+    t->sorted = 1;
+    for (int i = 1; i < n; i++)
+        if (!(b[i - 1] <= b[i])) t->sorted = 0;
+}
+
 static void qn_tab_build(qn_tab *t, const qn_state *st, const float *b, float T) {
     const int n = st->n;
     t->n = n;
@@ -127,24 +149,19 @@ static void qn_tab_build(qn_tab *t, const qn_state *st, const float *b, float T)
     }
     t->P[n + 2 * QN_PAD] = acc;
     t->stot = acc;
-    t->levels = 0;
-    while ((1 << t->levels) - 1 < n) t->levels++;
-    for (int i = 0; i < (1 << t->levels) - 1; i++) t->bs[i] = i < n ? b[i] : INFINITY;
+    qn_search_build(t, b, n);
     /* The window. Let k be an element's code (b_k-1 <= u < b_k). For j < k-1,
      * T*(u - b_j) >= T*(b_k-1 - b_j) in float too (rounding is monotone), so step j is on
      * the clamp at +10 when T*(b_k-1 - b_j) >= 10; likewise step j > k is at -10 when
      * T*(b_k - b_j) <= -10. wl, wr count the steps that can be off the clamp, at most,
      * over k: the same float expression as qn_soft's, so the split is exact. */
-    int sorted = 1;
     t->wl = t->wr = 1;
-    t->sorted = 0;   /* until checked below */
     for (int i = 0; i < n; i++) {
         int lo = i, hi = i;
         while (lo > 0 && T * (b[i] - b[lo - 1]) < 10.0f) lo--;
         while (hi < n - 1 && T * (b[i] - b[hi + 1]) > -10.0f) hi++;
         t->wl = LB_MAX(t->wl, i - lo + 1);
         t->wr = LB_MAX(t->wr, hi - i + 1);
-        if (i > 0 && !(b[i - 1] <= b[i])) sorted = 0;
     }
     /* arithmetic thresholds and heights, exactly as stored */
     t->b0 = b[0];
@@ -157,8 +174,7 @@ static void qn_tab_build(qn_tab *t, const qn_state *st, const float *b, float T)
      * or when n sigmoids cost less than a looked-up window: w sigmoids and levels + 2 + 2w
      * table lookups, each about a sigmoid's time (the compiler emulates gathers) */
     const int w = t->wl + t->wr;
-    t->sorted = sorted;
-    if (!sorted || w >= n || (!uniform && n <= 3 * w + t->levels + 2)) t->path = QN_FULL;
+    if (!t->sorted || w >= n || (!uniform && n <= 3 * w + t->levels + 2)) t->path = QN_FULL;
     else t->path = uniform ? QN_UNIFORM : QN_WINDOW;
 }
 
@@ -264,8 +280,8 @@ static void qn_forward(lb_quant *q, float *y, const float *x, int64_t n, int tra
         float cb[QN_MAXN + 1];
         qn_codebook(q, cb);
         const int ns = st->n;
-        qn_tab t;   /* only its search table and sortedness are used */
-        qn_tab_build(&t, st, b, 1.0f);
+        qn_tab t;
+        qn_search_build(&t, b, ns);
         if (!t.sorted) {   /* a foreign checkpoint: the runtime's search as it is */
             #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < n; i++) y[i] = lbr_codebook_value(lbr_step_code(beta * x[i], b, ns), cb);
@@ -400,11 +416,7 @@ static void qn_schedule(lb_quant *q, const lb_qsched *s) {
          * for a new calibration (on the same batches as the first: deterministic, and a
          * resume from the checkpoint at that epoch boundary does the same). */
         if (three && s->step == (int64_t)start * s->steps_per_epoch && q->initialized) {
-            if (!st->sample && !(st->sample = malloc(QN_SAMPLE * sizeof(float)))) return;   /* keep the old range */
-            st->amax = 0;
-            st->seen = st->nsample = 0;
-            st->stride = 1;
-            q->initialized = 0;
+            if (qn_calib_begin(st) == 0) q->initialized = 0;   /* out of memory: keep the old range */
         }
     }
     const double T = (double)st->tmul * (LB_MAX(e - start, 0) + 1);
@@ -605,14 +617,10 @@ static lb_status qn_setup(lb_quant *q) {
      * levels stay at alpha*j, so values map to levels well above them (8-10x the hard
      * quantizer's squared error of b=linear on ReLU(normal) data at 2 and 4 bits) */
     st->kmeans = lb_qopt(q->cfg, "b", NULL) ? bk == 0 : q->role == LB_QW;
-    st->stride = 1;
     double pct = 0.999;
     if ((s = lb_qopt_num(q, "arange", 0.999, 0.5, 1.0, &pct))) { free(st); return s; }
     st->pct = (float)pct;
-    if (q->role == LB_QA) {
-        st->sample = malloc(QN_SAMPLE * sizeof(float));
-        if (!st->sample) { free(st); return lb_fail(LB_ERR_NOMEM, "out of memory"); }
-    }
+    if (q->role == LB_QA && qn_calib_begin(st)) { free(st); return lb_fail(LB_ERR_NOMEM, "out of memory"); }
     q->state = st;
     q->nlearn = 3;
     q->learn_name[QN_ALPHA] = "alpha";

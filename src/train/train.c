@@ -151,6 +151,14 @@ static void bn_reestimate(lb_model *m, const lb_dataset *d, float *xb, int batch
     free(mom);
 }
 
+/* Activation quantizers that need data (fresh, or asked again by a schedule) see the
+ * first four batches of the training set, in evaluation mode: the same batches every
+ * time, so a resumed run calibrates as the uninterrupted one did. */
+static lb_status calibrate_if_needed(lb_model *m, const lb_dataset *train, const lb_train_config *cfg) {
+    if (!lb_quant_needs_calibration(m)) return LB_OK;
+    return lb_quant_calibrate(m, train->x, LB_MIN(train->n, (int64_t)4 * cfg->batch), cfg->batch);
+}
+
 lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test, const lb_train_config *cfg,
                    lb_progress_fn cb, void *user) {
     lb_status s = check_config(m, train, cfg);
@@ -180,9 +188,7 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
     /* quantizers without learned values (fresh, or --init from a float checkpoint) start
      * from the weights; activation quantizers that need data see the first batches */
     lb_quant_init_weights(m);
-    if (lb_quant_needs_calibration(m) &&
-        (s = lb_quant_calibrate(m, train->x, LB_MIN(train->n, (int64_t)4 * cfg->batch), cfg->batch)))
-        goto out;
+    if ((s = calibrate_if_needed(m, train, cfg))) goto out;
     if ((s = lb_graph_reserve(m, cfg->batch, 1))) goto out;
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)train->n);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)cfg->batch);
@@ -219,10 +225,9 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 lb_qsched qs = {step, spe, total, epoch, cfg->epochs};
                 lb_quant_schedule(m, &qs, cfg->seed);
                 /* a schedule may ask for a new calibration (QN when its activations
-                 * start): the same first batches, in evaluation mode */
+                 * start); calibrating leaves the buffers sized for evaluation */
                 if (lb_quant_needs_calibration(m) &&
-                    ((s = lb_quant_calibrate(m, train->x, LB_MIN(train->n, (int64_t)4 * cfg->batch), cfg->batch)) ||
-                     (s = lb_graph_reserve(m, cfg->batch, 1)))) {
+                    ((s = calibrate_if_needed(m, train, cfg)) || (s = lb_graph_reserve(m, cfg->batch, 1)))) {
                     stop = 1;
                     break;
                 }

@@ -35,7 +35,7 @@
 #define LBR_ARRAY_BYTES 32u
 #define LBR_LAYER_BYTES 128u
 #define LBR_LAYER_FIELDS 32            /* u32 fields per layer entry */
-#define LBR_LAYER_RESERVED 25          /* fields LBR_LAYER_RESERVED .. 31 must be 0 */
+#define LBR_LAYER_RESERVED 27          /* fields LBR_LAYER_RESERVED .. 31 must be 0 (lbr.h: LBR_L_COUNT) */
 #define LBR_ALIGN 64u                  /* array offsets are multiples of this */
 #define LBR_MAX_ARRAYS 65536u
 #define LBR_MAX_LAYERS 65536u
@@ -113,7 +113,7 @@ uint32_t lbr_crc32(const void *p, size_t n, uint32_t crc);
  *   array:  known dtype; reserved fields 0; offset a multiple of 64, after the tables
  *           and after the end of the previous array; offset + count * size <= len;
  *           CRC of its bytes;
- *   layer:  fields 25 .. 31 are 0. */
+ *   layer:  fields LBR_LAYER_RESERVED .. 31 are 0. */
 int lbr_file_open(lbr_file *f, const void *buf, size_t len, char *err, size_t errlen);
 
 /* Array `index` of an opened file into *out. LBR_ERR_ARG (and *out zeroed) when index

@@ -170,6 +170,28 @@ int lb_model_layer_cost(const lb_model *m, int i, lb_layer_cost *c);
  * may be NULL. Learned parameters are initialised from x as for a fine-tune. */
 lb_status lb_quantize_array(const char *q, const float *x, int ndim, const int64_t *shape, float *y, int32_t *codes);
 
+/* ---------------------------------------------------------------- deployment */
+
+/* What lb_export_lbm wrote. */
+typedef struct lb_export_info {
+    int layers;              /* runtime layers (Conv/Gemm with their batch norm and activation are one) */
+    int64_t file_bytes;
+    int64_t weight_bits;     /* sum over Conv/Gemm weights of bits x count (32 for float weights) */
+    int64_t meta_bytes;      /* scales, codebooks, levels, folded batch norm, biases, thresholds, code values */
+    size_t arena_b1, arena_b64;  /* runtime arena bytes at batch 1 and 64 (lbr_plan) */
+} lb_export_info;
+
+/* Write the model, in the hard (evaluation) form of its quantizers, as a packed .lbm
+ * file for the runtime (runtime/lbr.h, docs/format.md), atomically. The quantizers must
+ * hold values (trained, or loaded from a checkpoint). LB_ERR_INVALID names the layer
+ * the runtime cannot take; `info` may be NULL. */
+lb_status lb_export_lbm(lb_model *m, const char *path, lb_export_info *info);
+/* The same into memory: *buf (malloc'd, 64-byte aligned, the caller frees) of *len bytes. */
+lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **buf, size_t *len, lb_export_info *info);
+/* Write len bytes to path atomically (a temporary beside it, fsync, rename): on failure
+ * nothing is left and an existing file is unchanged. */
+lb_status lb_write_file_atomic(const char *path, const void *buf, size_t len);
+
 /* ---------------------------------------------------------------- data */
 
 typedef enum lb_split { LB_SPLIT_TRAIN = 0, LB_SPLIT_TEST = 1 } lb_split;

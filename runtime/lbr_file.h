@@ -1,5 +1,5 @@
 /* lbr_file.h - the .lbm container: header, array table, layer table, CRCs and bounds
- * (docs/lbm-design.md, "File layout"). What a layer's fields mean is runtime/lbr.c's
+ * (docs/format.md). What a layer's fields mean is runtime/lbr.c's
  * business; this level only guarantees that every array named by the table lies inside
  * the buffer with the size its dtype and count imply, and that nothing was corrupted.
  *
@@ -104,7 +104,7 @@ typedef struct lbr_file {
 uint32_t lbr_crc32(const void *p, size_t n, uint32_t crc);
 
 /* Validate the .lbm image buf[0 .. len) and describe it in *f (see the top of this file
- * for ownership and errors). Every rule of docs/lbm-design.md is checked before
+ * for ownership and errors). Every rule of docs/format.md is checked before
  * returning LBR_OK:
  *   header: len >= 64; magic; version 1; header CRC; file size == len;
  *           n_arrays, n_layers <= 65536; in_c, in_h, in_w, n_outputs >= 1;

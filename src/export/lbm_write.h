@@ -1,4 +1,4 @@
-/* lbm_write.h - builds .lbm packed-model files (docs/lbm-design.md, "File layout") for
+/* lbm_write.h - builds .lbm packed-model files (docs/format.md) for
  * the exporter and the tests. The reader is runtime/lbr_file.c; lbm_build opens its own
  * output with it before returning, so the builder cannot produce a file the runtime
  * refuses, and both share one CRC-32 (lbr_crc32).

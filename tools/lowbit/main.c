@@ -11,7 +11,9 @@ static void usage(FILE *f) {
             "  eval      evaluate a checkpoint on a data set\n"
             "  info      print a model's layers, shapes, parameters and MACs\n"
             "  report    per layer: parameters, weight/activation bits, MACs, BOPs, packed bytes\n"
-            "  quantize  quantize-dequantize a .npy tensor with any method (and its integer codes)\n\n"
+            "  quantize  quantize-dequantize a .npy tensor with any method (and its integer codes)\n"
+            "  export    write a trained checkpoint as a packed model (.lbm) for the runtime\n"
+            "  run       run a packed model with the runtime: accuracy, latency, agreement with lowbit\n\n"
             "'lowbit <command> --help' describes each command; docs/cli.md has the details.\n");
 }
 
@@ -34,6 +36,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "info")) return cmd_info(argc, argv);
     if (!strcmp(c, "report")) return cmd_report(argc, argv);
     if (!strcmp(c, "quantize")) return cmd_quantize(argc, argv);
+    if (!strcmp(c, "export")) return cmd_export(argc, argv);
+    if (!strcmp(c, "run")) return cmd_run(argc, argv);
     fprintf(stderr, "lowbit: error: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

@@ -1,0 +1,1119 @@
+/* lbr.c - the packed-model executor (lbr.h): validates a .lbm image's layers, lays the
+ * model out in the caller's arena and runs it with the integer kernels of lbr_kernels.h.
+ *
+ * One function, build(), both plans and loads: with no arena it validates every layer
+ * and sums the bytes the layout needs; with one it lays the model out at the same
+ * offsets. lbr_load calls it twice (plan, then fill), so nothing is written to the arena
+ * before the whole file has been checked, and the arena's use is exactly what was
+ * planned. lbr_plan has no options, so it reports the largest plan over the options
+ * that change the layout (float_only, prefer_shift).
+ *
+ * Arena, each block 64-byte aligned, in this order:
+ *   lbr_model, lbr_layer_rt[n_layers]
+ *   per CONV/GEMM layer: weights in the path's layout (FLOAT: float rows in blocks of 8
+ *     outputs interleaved, [group][block][k][8]; S8U8/SHIFT: O int8 byte rows of
+ *     lbr_bytes(Kc); BITSERIAL: P then Q, O bit rows each; BUCKET: O x W_BITS bit planes
+ *     and the float codebook), then mul[O], add[O]
+ *   per layer: decoded ENC_PARAMS, OUT_VALUES (ADD: mul[C], add[C])
+ *   the input, NHWC floats, max_batch samples
+ *   per layer: its output, max_batch samples (floats, or one byte per code)
+ *   scratch shared by all layers: the im2col rows (bytes or floats), the activation bit
+ *     planes, the accumulators (int32, or the float sums), the bucket sums.
+ * A CONV/GEMM layer runs in blocks of at most LBR_ROWS im2col rows (output pixels of
+ * the batch, sample after sample), so the scratch does not grow with the batch.
+ *
+ * GEMM is run as a convolution: its input sample, C x H x W in NHWC order, is a 1 x 1
+ * image of C*H*W channels and the layer a 1 x 1 convolution of it.
+ *
+ * Array data is little-endian; it is read byte by byte (rd32/rd64), so any host and any
+ * alignment of the file buffer work. Everything is read once, at load. */
+#include "lbr.h"
+
+#include "kernels/lbr_kernels.h"
+#include "lbr_quant.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LBR_ROWS 256                      /* im2col rows per kernel call */
+#define LBR_LIMIT ((uint64_t)1 << 62)     /* bound on every size computed: sums cannot overflow u64 */
+#define LBR_MAXDIM ((uint64_t)1 << 28)    /* bound on tensor elements, Kc, kernel and pad fields */
+#define LBR_KMAX 65536                    /* the kernels' largest K (lbr_kernels.h) */
+#define LBR_BLK 8                         /* outputs per block of the float path */
+
+const char *const lbr_path_names[LBR_PATH_COUNT] = {"none", "float", "s8u8", "bitserial", "shift", "bucket"};
+
+static const char *const field_names[LBR_L_COUNT] = {
+    "OP",       "IN0",      "IN1",      "OUT_C", "OUT_H",    "OUT_W",      "KH",        "KW",     "SH",
+    "SW",       "PH",       "PW",       "GROUP", "COUNT_PAD", "W_FLOAT",   "W_BITS",    "W_CODES", "W_GROUP",
+    "W_LEVELS", "W_SCALE",  "POST_MUL", "POST_ADD", "ACT",   "OUT_BITS",   "ENC",       "ENC_PARAMS",
+    "OUT_VALUES"};
+static const char op_names[7][8] = {"?", "CONV", "GEMM", "MAXPOOL", "AVGPOOL", "GAP", "ADD"};
+
+/* ------------------------------------------------------------------ the loaded model */
+
+typedef struct lbr_layer_rt {
+    int op, path, act, enc;
+    int src0, src1;                       /* producing layer, -1: the model input */
+    /* input and output shapes per sample; GEMM: c = C*H*W, h = w = 1, a 1 x 1 kernel */
+    int c, h, w, oc, oh, ow, kh, kw, sh, sw, ph, pw, g, count_pad;
+    int cg, og, kc;                       /* input channels, outputs and Kc per group */
+    int in_bits, in1_bits, out_bits, w_bits;
+    int identity;                         /* FLOAT path: the im2col rows are the float input */
+    int rows;                             /* im2col rows per kernel call */
+    int cb_stride;                        /* BUCKET: codebook entries between rows (0: one) */
+    const float *in_vals, *in1_vals;      /* decode tables of code inputs (NULL: float) */
+    const float *out_vals;                /* this layer's codes' values (MAXPOOL: inherited) */
+    const void *in0, *in1;                /* input buffers */
+    void *out;                            /* output buffer */
+    size_t out_per;                       /* output elements per sample */
+    float *wf;                            /* FLOAT: packed weights */
+    int8_t *wb;                           /* S8U8, SHIFT: byte rows */
+    uint64_t *wp, *wq;                    /* BITSERIAL: P, Q rows; BUCKET: planes in wp */
+    float *cb;                            /* BUCKET: codebook */
+    float *mul, *add;                     /* per output channel */
+    float *encp;                          /* decoded ENC_PARAMS */
+    uint64_t macs;
+    const char *variant;
+} lbr_layer_rt;
+
+struct lbr_model {
+    int n_layers, n_outputs, max_batch;
+    int in_c, in_h, in_w;
+    float *input;                         /* NHWC */
+    lbr_layer_rt *layers;
+    uint8_t *col;                         /* im2col rows (bytes or floats) */
+    uint64_t *planes;                     /* activation bit planes */
+    void *acc;                            /* int32 sums or float sums, rows x O */
+    int32_t *bacc;                        /* bucket sums, rows x O/G x 2^W_BITS */
+    lbr_bitserial_fn bitserial;
+    lbr_s8u8_fn s8u8;
+    lbr_shift_fn shift;
+    lbr_bucket_fn bucket;
+    const char *vname[LBR_K_COUNT];
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...);
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* "layer L: FIELD: ..." and LBR_ERR_FORMAT */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static int lfail(char *err, size_t errlen, uint32_t l, int field, const char *fmt, ...);
+static int lfail(char *err, size_t errlen, uint32_t l, int field, const char *fmt, ...) {
+    if (err && errlen) {
+        int n = snprintf(err, errlen, "layer %" PRIu32 ": %s: ", l, field >= 0 ? field_names[field] : "arena");
+        if (n >= 0 && (size_t)n < errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return LBR_ERR_FORMAT;
+}
+
+/* Little-endian element reads assembled from bytes: any host byte order, any alignment. */
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static float rdf(const lbr_array *a, uint64_t i) {
+    const uint32_t u = rd32((const uint8_t *)a->data + 4 * (size_t)i);
+    float v;
+    memcpy(&v, &u, sizeof v); /* float and uint32 share the host's byte order */
+    return v;
+}
+static int32_t rdi(const lbr_array *a, uint64_t i) { return (int32_t)rd32((const uint8_t *)a->data + 4 * (size_t)i); }
+_Static_assert(sizeof(float) == 4, "lbr.c reads f32 arrays into float");
+
+static uint64_t mul_sat(uint64_t a, uint64_t b) { return a && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
+static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* ------------------------------------------------------------------ validation */
+
+/* What one layer is, from its fields, once checked. */
+typedef struct lay {
+    uint32_t op, act, enc, out_bits;      /* out_bits: the output's code bits (MAXPOOL: its input's) */
+    int32_t src[2];
+    uint32_t in_bits[2];
+    lbr_array in_vals[2];                 /* the inputs' OUT_VALUES (data NULL: float) */
+    uint64_t c, h, w, oc, oh, ow, kh, kw, sh, sw, ph, pw, g, count_pad;
+    uint64_t cg, og, kc;
+    uint32_t w_bits, wgroup, ngroups, codebook;
+    lbr_array wf, wc, lev, scale, pmul, padd, encp, outv;
+    lbr_path path;
+    float step_in;
+} lay;
+
+/* The code bits and OUT_VALUES of the tensor that layer ref - 1 produces (ref 0: the
+ * model input, float). MAXPOOL passes its input's codes on; AVGPOOL and GAP give floats.
+ * Only called for layers already validated, whose IN0 names an earlier layer. */
+static void kind_of(const lbr_file *f, uint32_t ref, uint32_t *bits, lbr_array *vals) {
+    memset(vals, 0, sizeof *vals);
+    *bits = 0;
+    while (ref && lbr_layer_field(f, ref - 1, LBR_L_OP) == LBR_OP_MAXPOOL) ref = lbr_layer_field(f, ref - 1, LBR_L_IN0);
+    if (!ref) return;
+    const uint32_t op = lbr_layer_field(f, ref - 1, LBR_L_OP);
+    if (op == LBR_OP_AVGPOOL || op == LBR_OP_GAP) return;
+    *bits = lbr_layer_field(f, ref - 1, LBR_L_OUT_BITS);
+    if (*bits) lbr_file_array(f, lbr_layer_field(f, ref - 1, LBR_L_OUT_VALUES) - 1, vals);
+}
+
+static void shape_of(const lbr_file *f, uint32_t ref, uint64_t *c, uint64_t *h, uint64_t *w) {
+    if (!ref) {
+        *c = f->in_c, *h = f->in_h, *w = f->in_w;
+        return;
+    }
+    *c = lbr_layer_field(f, ref - 1, LBR_L_OUT_C);
+    *h = lbr_layer_field(f, ref - 1, LBR_L_OUT_H);
+    *w = lbr_layer_field(f, ref - 1, LBR_L_OUT_W);
+}
+
+static const char *dtype_name(uint32_t dt) {
+    static const char names[][4] = {"?", "f32", "u8", "i8", "i32", "u64"};
+    return dt < sizeof names / sizeof names[0] ? names[dt] : "?";
+}
+
+/* Array `field` of layer l, with the dtype and count it must have. Absent (0): a->data
+ * NULL, an error only when required. */
+static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uint64_t count, int required,
+                   lbr_array *a, char *err, size_t errlen) {
+    const uint32_t ref = lbr_layer_field(f, l, field);
+    memset(a, 0, sizeof *a);
+    if (!ref) return required ? lfail(err, errlen, l, field, "is 0 (absent), but the layer needs this array") : LBR_OK;
+    if (lbr_file_array(f, ref - 1, a) != LBR_OK)
+        return lfail(err, errlen, l, field, "array %" PRIu32 " does not exist (the file has %" PRIu32 " arrays)",
+                     ref - 1, f->n_arrays);
+    if (a->dtype != dtype)
+        return lfail(err, errlen, l, field, "array %" PRIu32 " is %s, %s expected", ref - 1, dtype_name(a->dtype),
+                     dtype_name(dtype));
+    if (a->count != count)
+        return lfail(err, errlen, l, field, "array %" PRIu32 " has %" PRIu64 " elements, %" PRIu64 " expected",
+                     ref - 1, a->count, count);
+    return LBR_OK;
+}
+
+/* Fields each op uses (bit k: field k); every other field must be 0. */
+#define B(k) (1u << (k))
+static uint32_t used_fields(uint32_t op) {
+    const uint32_t base = B(LBR_L_OP) | B(LBR_L_IN0) | B(LBR_L_OUT_C) | B(LBR_L_OUT_H) | B(LBR_L_OUT_W);
+    const uint32_t win = B(LBR_L_KH) | B(LBR_L_KW) | B(LBR_L_SH) | B(LBR_L_SW) | B(LBR_L_PH) | B(LBR_L_PW);
+    const uint32_t wts = B(LBR_L_W_FLOAT) | B(LBR_L_W_BITS) | B(LBR_L_W_CODES) | B(LBR_L_W_GROUP) |
+                         B(LBR_L_W_LEVELS) | B(LBR_L_W_SCALE);
+    const uint32_t post = B(LBR_L_POST_MUL) | B(LBR_L_POST_ADD) | B(LBR_L_ACT) | B(LBR_L_OUT_BITS) | B(LBR_L_ENC) |
+                          B(LBR_L_ENC_PARAMS) | B(LBR_L_OUT_VALUES);
+    switch (op) {
+    case LBR_OP_CONV: return base | win | B(LBR_L_GROUP) | wts | post;
+    case LBR_OP_GEMM: return base | B(LBR_L_KH) | B(LBR_L_KW) | B(LBR_L_GROUP) | wts | post;
+    case LBR_OP_MAXPOOL: return base | win;
+    case LBR_OP_AVGPOOL: return base | win | B(LBR_L_COUNT_PAD);
+    case LBR_OP_GAP: return base;
+    case LBR_OP_ADD: return base | B(LBR_L_IN1) | post;
+    default: return 0;
+    }
+}
+#undef B
+
+/* A window (CONV, MAXPOOL, AVGPOOL): the kernel, stride and padding fields, the output
+ * size they give, and OUT_H/OUT_W against it. */
+static int check_window(const lbr_file *f, uint32_t l, lay *L, int pool, char *err, size_t errlen) {
+    const int fk[6] = {LBR_L_KH, LBR_L_KW, LBR_L_SH, LBR_L_SW, LBR_L_PH, LBR_L_PW};
+    uint64_t v[6];
+    for (int i = 0; i < 6; i++) {
+        v[i] = lbr_layer_field(f, l, fk[i]);
+        if (i < 4 && v[i] == 0) return lfail(err, errlen, l, fk[i], "is 0, must be >= 1");
+        if (v[i] > LBR_MAXDIM) return lfail(err, errlen, l, fk[i], "is %" PRIu64 ", exceeds 2^28", v[i]);
+    }
+    L->kh = v[0], L->kw = v[1], L->sh = v[2], L->sw = v[3], L->ph = v[4], L->pw = v[5];
+    if (pool && L->ph >= L->kh)
+        return lfail(err, errlen, l, LBR_L_PH, "padding %" PRIu64 " must be less than KH %" PRIu64, L->ph, L->kh);
+    if (pool && L->pw >= L->kw)
+        return lfail(err, errlen, l, LBR_L_PW, "padding %" PRIu64 " must be less than KW %" PRIu64, L->pw, L->kw);
+    const uint64_t ph = L->h + 2 * L->ph, pw = L->w + 2 * L->pw;
+    if (L->kh > ph)
+        return lfail(err, errlen, l, LBR_L_KH, "kernel %" PRIu64 " is larger than the padded input (%" PRIu64 ")",
+                     L->kh, ph);
+    if (L->kw > pw)
+        return lfail(err, errlen, l, LBR_L_KW, "kernel %" PRIu64 " is larger than the padded input (%" PRIu64 ")",
+                     L->kw, pw);
+    const uint64_t oh = (ph - L->kh) / L->sh + 1, ow = (pw - L->kw) / L->sw + 1;
+    if (L->oh != oh)
+        return lfail(err, errlen, l, LBR_L_OUT_H, "is %" PRIu64 ", (H + 2 PH - KH) / SH + 1 = %" PRIu64 " expected",
+                     L->oh, oh);
+    if (L->ow != ow)
+        return lfail(err, errlen, l, LBR_L_OUT_W, "is %" PRIu64 ", (W + 2 PW - KW) / SW + 1 = %" PRIu64 " expected",
+                     L->ow, ow);
+    return LBR_OK;
+}
+
+/* f32 values, non-decreasing from index `from` on; finite, or (thresholds: inf_ok) not NaN
+ * from `from` on, where an unreachable code's threshold is +-inf */
+static int check_values(const lbr_array *a, uint64_t from, int inf_ok, uint32_t l, int field, char *err,
+                        size_t errlen) {
+    for (uint64_t i = 0; i < a->count; i++) {
+        const float v = rdf(a, i);
+        if (isnan(v) || (!isfinite(v) && !(inf_ok && i >= from)))
+            return lfail(err, errlen, l, field, "element %" PRIu64 " is %g, must be %s", i, (double)v,
+                         inf_ok && i >= from ? "a number" : "finite");
+        if (i > from && v < rdf(a, i - 1))
+            return lfail(err, errlen, l, field,
+                         "element %" PRIu64 " (%g) is below element %" PRIu64 " (%g): values must be non-decreasing", i,
+                         (double)v, i - 1, (double)rdf(a, i - 1));
+    }
+    return LBR_OK;
+}
+
+/* Validate layer l (every earlier layer valid) and describe it in *L, with the path the
+ * options give. */
+static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L, char *err, size_t errlen) {
+    int rc;
+    memset(L, 0, sizeof *L);
+#define FLD(k) lbr_layer_field(f, l, (k))
+    const uint32_t op = FLD(LBR_L_OP);
+    if (op < LBR_OP_CONV || op > LBR_OP_ADD)
+        return lfail(err, errlen, l, LBR_L_OP, "unknown op %" PRIu32 " (1 .. 6 are defined)", op);
+    L->op = op;
+    const uint32_t used = used_fields(op);
+    for (int k = 0; k < LBR_L_COUNT; k++)
+        if (!(used >> k & 1u) && FLD(k) != 0)
+            return lfail(err, errlen, l, k, "is %" PRIu32 ", must be 0 for %s (the field is unused)", FLD(k),
+                         op_names[op]);
+
+    /* inputs */
+    const int nin = op == LBR_OP_ADD ? 2 : 1;
+    for (int i = 0; i < nin; i++) {
+        const int fld = i ? LBR_L_IN1 : LBR_L_IN0;
+        const uint32_t ref = FLD(fld);
+        if (ref > l)
+            return lfail(err, errlen, l, fld,
+                         "is %" PRIu32 ", must name an earlier layer (1 .. %" PRIu32 ") or be 0 (the model input)", ref,
+                         l);
+        L->src[i] = (int32_t)ref - 1;
+        kind_of(f, ref, &L->in_bits[i], &L->in_vals[i]);
+    }
+    shape_of(f, FLD(LBR_L_IN0), &L->c, &L->h, &L->w);
+    L->oc = FLD(LBR_L_OUT_C), L->oh = FLD(LBR_L_OUT_H), L->ow = FLD(LBR_L_OUT_W);
+    if (!L->oc) return lfail(err, errlen, l, LBR_L_OUT_C, "is 0, must be >= 1");
+    if (!L->oh) return lfail(err, errlen, l, LBR_L_OUT_H, "is 0, must be >= 1");
+    if (!L->ow) return lfail(err, errlen, l, LBR_L_OUT_W, "is 0, must be >= 1");
+    if (L->oc * L->oh > LBR_MAXDIM || L->oc * L->oh * L->ow > LBR_MAXDIM)
+        return lfail(err, errlen, l, LBR_L_OUT_C, "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " exceeds 2^28 elements",
+                     L->oc, L->oh, L->ow);
+
+    /* shapes */
+    switch (op) {
+    case LBR_OP_CONV:
+        L->g = FLD(LBR_L_GROUP);
+        if (!L->g) return lfail(err, errlen, l, LBR_L_GROUP, "is 0, must be >= 1");
+        if (L->c % L->g)
+            return lfail(err, errlen, l, LBR_L_GROUP, "input channels %" PRIu64 " are not divisible by %" PRIu64, L->c,
+                         L->g);
+        if (L->oc % L->g)
+            return lfail(err, errlen, l, LBR_L_GROUP, "OUT_C %" PRIu64 " is not divisible by %" PRIu64, L->oc, L->g);
+        if ((rc = check_window(f, l, L, 0, err, errlen)) != LBR_OK) return rc;
+        break;
+    case LBR_OP_GEMM:
+        /* KH = KW = 1 (0 accepted as "unused"), no group */
+        if (FLD(LBR_L_KH) > 1) return lfail(err, errlen, l, LBR_L_KH, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KH));
+        if (FLD(LBR_L_KW) > 1) return lfail(err, errlen, l, LBR_L_KW, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KW));
+        if (FLD(LBR_L_GROUP) > 1)
+            return lfail(err, errlen, l, LBR_L_GROUP, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_GROUP));
+        if (L->oh != 1) return lfail(err, errlen, l, LBR_L_OUT_H, "is %" PRIu64 ", must be 1 for GEMM", L->oh);
+        if (L->ow != 1) return lfail(err, errlen, l, LBR_L_OUT_W, "is %" PRIu64 ", must be 1 for GEMM", L->ow);
+        L->c = L->c * L->h * L->w, L->h = L->w = 1; /* <= 2^28: checked for every tensor */
+        L->kh = L->kw = L->sh = L->sw = 1, L->ph = L->pw = 0, L->g = 1;
+        break;
+    case LBR_OP_MAXPOOL:
+    case LBR_OP_AVGPOOL:
+        if (L->oc != L->c)
+            return lfail(err, errlen, l, LBR_L_OUT_C, "is %" PRIu64 ", the input's %" PRIu64 " expected", L->oc, L->c);
+        if ((rc = check_window(f, l, L, 1, err, errlen)) != LBR_OK) return rc;
+        if (op == LBR_OP_AVGPOOL) {
+            L->count_pad = FLD(LBR_L_COUNT_PAD);
+            if (L->count_pad > 1)
+                return lfail(err, errlen, l, LBR_L_COUNT_PAD, "is %" PRIu64 ", must be 0 or 1", L->count_pad);
+        }
+        break;
+    case LBR_OP_GAP:
+        if (L->oc != L->c)
+            return lfail(err, errlen, l, LBR_L_OUT_C, "is %" PRIu64 ", the input's %" PRIu64 " expected", L->oc, L->c);
+        if (L->oh != 1) return lfail(err, errlen, l, LBR_L_OUT_H, "is %" PRIu64 ", must be 1 for GAP", L->oh);
+        if (L->ow != 1) return lfail(err, errlen, l, LBR_L_OUT_W, "is %" PRIu64 ", must be 1 for GAP", L->ow);
+        break;
+    case LBR_OP_ADD: {
+        uint64_t c1, h1, w1;
+        shape_of(f, FLD(LBR_L_IN1), &c1, &h1, &w1);
+        if (c1 != L->c || h1 != L->h || w1 != L->w)
+            return lfail(err, errlen, l, LBR_L_IN1,
+                         "input shapes differ: %" PRIu64 " x %" PRIu64 " x %" PRIu64 " and %" PRIu64 " x %" PRIu64
+                         " x %" PRIu64,
+                         L->c, L->h, L->w, c1, h1, w1);
+        if (L->oc != L->c || L->oh != L->h || L->ow != L->w)
+            return lfail(err, errlen, l, LBR_L_OUT_C,
+                         "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " differs from the inputs' %" PRIu64 " x %" PRIu64
+                         " x %" PRIu64,
+                         L->oc, L->oh, L->ow, L->c, L->h, L->w);
+        break;
+    }
+    }
+    const int weighted = op == LBR_OP_CONV || op == LBR_OP_GEMM, post = weighted || op == LBR_OP_ADD;
+
+    /* weights */
+    if (weighted) {
+        L->cg = L->c / L->g, L->og = L->oc / L->g;
+        const uint64_t kk = L->kh * L->kw;
+        if (kk > LBR_MAXDIM || L->cg * kk > LBR_MAXDIM)
+            return lfail(err, errlen, l, LBR_L_KH, "Kc = (C / GROUP) x KH x KW = %" PRIu64 " x %" PRIu64 " exceeds 2^28",
+                         L->cg, kk);
+        L->kc = L->cg * kk;
+        const uint32_t has_f = FLD(LBR_L_W_FLOAT), has_c = FLD(LBR_L_W_CODES);
+        if (has_f && has_c) return lfail(err, errlen, l, LBR_L_W_FLOAT, "both W_FLOAT and W_CODES are set, exactly one must be");
+        if (!has_f && !has_c) return lfail(err, errlen, l, LBR_L_W_CODES, "no weights: W_FLOAT and W_CODES are both 0");
+        if (has_f) {
+            if ((rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->oc * L->kc, 1, &L->wf, err, errlen)) != LBR_OK) return rc;
+            const int others[4] = {LBR_L_W_BITS, LBR_L_W_GROUP, LBR_L_W_LEVELS, LBR_L_W_SCALE};
+            for (int i = 0; i < 4; i++)
+                if (FLD(others[i]))
+                    return lfail(err, errlen, l, others[i], "is %" PRIu32 ", must be 0 with float weights (W_FLOAT)",
+                                 FLD(others[i]));
+        } else {
+            L->w_bits = FLD(LBR_L_W_BITS);
+            if (L->w_bits < 1 || L->w_bits > 8)
+                return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
+            const uint64_t J = (uint64_t)1 << L->w_bits, rw = ceil_div(L->kc * L->w_bits, 64);
+            if ((rc = get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->oc * rw, 1, &L->wc, err, errlen)) != LBR_OK) return rc;
+            L->wgroup = FLD(LBR_L_W_GROUP);
+            if (L->wgroup > LBR_WG_PIXEL)
+                return lfail(err, errlen, l, LBR_L_W_GROUP, "is %" PRIu32 ", must be 0 (tensor), 1 (row) or 2 (pixel)",
+                             L->wgroup);
+            L->ngroups = L->wgroup == LBR_WG_TENSOR ? 1 : L->wgroup == LBR_WG_ROW ? (uint32_t)L->oc : (uint32_t)kk;
+            if ((rc = get_arr(f, l, LBR_L_W_LEVELS, LBR_DT_I32, J, 0, &L->lev, err, errlen)) != LBR_OK) return rc;
+            L->codebook = L->lev.data == NULL;
+            if ((rc = get_arr(f, l, LBR_L_W_SCALE, LBR_DT_F32, L->ngroups * (L->codebook ? J : 1), 1, &L->scale, err,
+                              errlen)) != LBR_OK)
+                return rc;
+        }
+    }
+
+    /* post, activation, encode, output values */
+    if (post) {
+        if ((rc = get_arr(f, l, LBR_L_POST_MUL, LBR_DT_F32, L->oc, 0, &L->pmul, err, errlen)) != LBR_OK) return rc;
+        if ((rc = get_arr(f, l, LBR_L_POST_ADD, LBR_DT_F32, L->oc, 0, &L->padd, err, errlen)) != LBR_OK) return rc;
+        L->act = FLD(LBR_L_ACT);
+        if (L->act > LBR_ACT_RELU) return lfail(err, errlen, l, LBR_L_ACT, "is %" PRIu32 ", must be 0 (none) or 1 (relu)", L->act);
+        const uint32_t bits = FLD(LBR_L_OUT_BITS);
+        L->enc = FLD(LBR_L_ENC);
+        if (bits > 8) return lfail(err, errlen, l, LBR_L_OUT_BITS, "is %" PRIu32 ", must be 0 (float) .. 8", bits);
+        if (L->enc > LBR_ENC_STEPS)
+            return lfail(err, errlen, l, LBR_L_ENC, "is %" PRIu32 ", must be 0 .. 3", L->enc);
+        if (bits && L->enc == LBR_ENC_NONE)
+            return lfail(err, errlen, l, LBR_L_ENC, "is 0 (none), but OUT_BITS is %" PRIu32, bits);
+        if (!bits && L->enc != LBR_ENC_NONE)
+            return lfail(err, errlen, l, LBR_L_ENC, "is %" PRIu32 ", but OUT_BITS is 0 (float output)", L->enc);
+        const uint64_t K = (uint64_t)1 << bits;
+        switch (L->enc) {
+        case LBR_ENC_NONE:
+        case LBR_ENC_POT:
+            if (FLD(LBR_L_ENC_PARAMS))
+                return lfail(err, errlen, l, LBR_L_ENC_PARAMS, "is %" PRIu32 ", must be 0 (no parameters) for ENC %" PRIu32,
+                             FLD(LBR_L_ENC_PARAMS), L->enc);
+            break;
+        case LBR_ENC_UNIFORM:
+            if ((rc = get_arr(f, l, LBR_L_ENC_PARAMS, LBR_DT_F32, 1, 1, &L->encp, err, errlen)) != LBR_OK) return rc;
+            if (!(rdf(&L->encp, 0) > 0) || !isfinite(rdf(&L->encp, 0)))
+                return lfail(err, errlen, l, LBR_L_ENC_PARAMS, "range %g must be finite and > 0", (double)rdf(&L->encp, 0));
+            break;
+        case LBR_ENC_STEPS:
+            if ((rc = get_arr(f, l, LBR_L_ENC_PARAMS, LBR_DT_F32, K, 1, &L->encp, err, errlen)) != LBR_OK) return rc;
+            if ((rc = check_values(&L->encp, 1, 1, l, LBR_L_ENC_PARAMS, err, errlen)) != LBR_OK) return rc;
+            break;
+        }
+        if (bits) {
+            if ((rc = get_arr(f, l, LBR_L_OUT_VALUES, LBR_DT_F32, K, 1, &L->outv, err, errlen)) != LBR_OK) return rc;
+            if ((rc = check_values(&L->outv, 0, 0, l, LBR_L_OUT_VALUES, err, errlen)) != LBR_OK) return rc;
+        } else if (FLD(LBR_L_OUT_VALUES)) {
+            return lfail(err, errlen, l, LBR_L_OUT_VALUES, "is %" PRIu32 ", must be 0 with a float output (OUT_BITS 0)",
+                         FLD(LBR_L_OUT_VALUES));
+        }
+        L->out_bits = bits;
+    } else if (op == LBR_OP_MAXPOOL) {
+        L->out_bits = L->in_bits[0];
+    }
+#undef FLD
+
+    /* the path */
+    L->path = LBR_PATH_NONE;
+    if (weighted) {
+        L->path = LBR_PATH_FLOAT;
+        int linear_in = L->in_bits[0] > 0;
+        if (linear_in) {
+            const float v1 = rdf(&L->in_vals[0], 1);
+            linear_in = rdf(&L->in_vals[0], 0) == 0.0f;
+            for (uint64_t j = 2; linear_in && j < L->in_vals[0].count; j++) linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
+            L->step_in = v1;
+        }
+        if (!(opt && opt->float_only) && L->wc.data && linear_in && L->wgroup != LBR_WG_PIXEL && L->kc <= LBR_KMAX) {
+            const uint64_t J = (uint64_t)1 << L->w_bits;
+            if (L->codebook) {
+                if (L->w_bits <= 4) L->path = LBR_PATH_BUCKET;
+            } else {
+                int tern = 1, pow2 = 1, s8 = 1;
+                for (uint64_t j = 0; j < J; j++) {
+                    const int64_t v = rdi(&L->lev, j), a = v < 0 ? -v : v;
+                    tern &= a <= 1;
+                    s8 &= a <= 127;
+                    pow2 &= a == 0 || (a <= 128 && (a & (a - 1)) == 0);
+                }
+                if (tern) L->path = LBR_PATH_BITSERIAL;
+                else if (pow2 && opt && opt->prefer_shift) L->path = LBR_PATH_SHIFT;
+                else if (s8) L->path = LBR_PATH_S8U8;
+            }
+        }
+    }
+    return LBR_OK;
+}
+
+/* ------------------------------------------------------------------ layout */
+
+typedef struct planner {
+    uint8_t *base;   /* NULL: only count */
+    uint64_t off;
+    int over;        /* a size passed LBR_LIMIT */
+} planner;
+
+static void *take(planner *p, uint64_t bytes) {
+    const uint64_t at = (p->off + 63) & ~(uint64_t)63;
+    if (p->over || bytes > LBR_LIMIT - at) {
+        p->over = 1;
+        return NULL;
+    }
+    p->off = at + bytes;
+    return p->base ? p->base + at : NULL;
+}
+
+/* code k (bits wide) of the bit row starting at `row` (LSB first, crossing words) */
+static uint32_t code_at(const uint8_t *row, uint64_t k, uint32_t bits) {
+    const uint64_t bit = k * bits, word = bit >> 6;
+    const unsigned s = (unsigned)(bit & 63);
+    uint64_t v = rd64(row + 8 * word) >> s;
+    if (s + bits > 64) v |= rd64(row + 8 * (word + 1)) << (64 - s);
+    return (uint32_t)(v & ((1u << bits) - 1));
+}
+
+static void choose_kernels(lbr_model *m, const lbr_options *opt) {
+    lbr_cpu cpu;
+    lbr_cpu_detect(&cpu);
+    void (*fn[LBR_K_COUNT])(void) = {0};
+    for (int fam = 0; fam < LBR_K_COUNT; fam++) {
+        lbr_kvariant v[4];
+        const int n = lbr_kernel_variants((lbr_kfamily)fam, &cpu, v);
+        int pick = n - 1;
+        if (opt && opt->ref_kernels)
+            for (int i = 0; i < n; i++)
+                if (!strcmp(v[i].name, "ref")) pick = i;
+        if (pick >= 0) fn[fam] = v[pick].fn, m->vname[fam] = v[pick].name;
+    }
+    /* the references, should a list ever come back empty */
+    m->bitserial = fn[LBR_K_BITSERIAL] ? (lbr_bitserial_fn)fn[LBR_K_BITSERIAL] : lbr_bitserial_ref;
+    m->s8u8 = fn[LBR_K_S8U8] ? (lbr_s8u8_fn)fn[LBR_K_S8U8] : lbr_s8u8_ref;
+    m->shift = fn[LBR_K_SHIFT] ? (lbr_shift_fn)fn[LBR_K_SHIFT] : lbr_shift_ref;
+    m->bucket = fn[LBR_K_BUCKET] ? (lbr_bucket_fn)fn[LBR_K_BUCKET] : lbr_bucket_ref;
+    for (int fam = 0; fam < LBR_K_COUNT; fam++)
+        if (!m->vname[fam]) m->vname[fam] = "ref";
+}
+
+/* The weights of a CONV/GEMM layer in its path's layout, and mul/add. */
+static void fill_weights(lbr_layer_rt *R, const lay *L) {
+    const uint64_t O = L->oc, kc = L->kc, og = L->og, J = (uint64_t)1 << L->w_bits;
+    const uint64_t rw = L->wc.data ? ceil_div(kc * L->w_bits, 64) : 0;
+    const size_t KB = (size_t)lbr_bytes((int)kc), KW = (size_t)lbr_words((int)kc); /* kc <= 2^28 */
+    int32_t lv[256] = {0};
+    if (L->lev.data)
+        for (uint64_t j = 0; j < J; j++) lv[j] = rdi(&L->lev, j);
+    const uint64_t nb = ceil_div(og, LBR_BLK);
+    if (R->path == LBR_PATH_FLOAT) memset(R->wf, 0, (size_t)(L->g * nb * LBR_BLK * kc) * sizeof(float));
+    if (R->path == LBR_PATH_S8U8 || R->path == LBR_PATH_SHIFT) memset(R->wb, 0, (size_t)O * KB);
+    if (R->path == LBR_PATH_BITSERIAL) { /* two separately aligned blocks */
+        memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
+        memset(R->wq, 0, (size_t)O * KW * sizeof(uint64_t));
+    }
+    if (R->path == LBR_PATH_BUCKET) memset(R->wp, 0, (size_t)O * L->w_bits * KW * sizeof(uint64_t));
+    for (uint64_t o = 0; o < O; o++) {
+        const uint8_t *row = L->wc.data ? (const uint8_t *)L->wc.data + 8 * (size_t)(o * rw) : NULL;
+        const uint64_t gi = o / og, oo = o % og;
+        for (uint64_t k = 0; k < kc; k++) {
+            const uint32_t code = row ? code_at(row, k, L->w_bits) : 0;
+            switch (R->path) {
+            case LBR_PATH_FLOAT: {
+                float v;
+                if (!row) {
+                    v = rdf(&L->wf, o * kc + k);
+                } else {
+                    const uint64_t grp = L->wgroup == LBR_WG_TENSOR ? 0 : L->wgroup == LBR_WG_ROW ? o : k / L->cg;
+                    v = L->codebook ? rdf(&L->scale, grp * J + code) : rdf(&L->scale, grp) * (float)lv[code];
+                }
+                R->wf[(size_t)(((gi * nb + oo / LBR_BLK) * kc + k) * LBR_BLK + oo % LBR_BLK)] = v;
+                break;
+            }
+            case LBR_PATH_S8U8: R->wb[o * KB + k] = (int8_t)lv[code]; break;
+            case LBR_PATH_SHIFT: {
+                const int32_t v = lv[code], a = v < 0 ? -v : v;
+                int s = 0;
+                if (a) {
+                    s = 1;
+                    while ((1 << (s - 1)) < a) s++;
+                }
+                R->wb[o * KB + k] = (int8_t)(v < 0 ? -s : s);
+                break;
+            }
+            case LBR_PATH_BITSERIAL:
+                if (lv[code] == 1) R->wp[o * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
+                if (lv[code] == -1) R->wq[o * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
+                break;
+            case LBR_PATH_BUCKET:
+                for (uint32_t p = 0; p < L->w_bits; p++)
+                    if (code >> p & 1u) R->wp[(o * L->w_bits + p) * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
+                break;
+            default: break;
+            }
+        }
+    }
+    for (uint64_t o = 0; o < O; o++) {
+        const float pm = L->pmul.data ? rdf(&L->pmul, o) : 1.0f, pa = L->padd.data ? rdf(&L->padd, o) : 0.0f;
+        float mul = pm;
+        if (R->path == LBR_PATH_BUCKET) mul = L->step_in * pm;
+        else if (R->path != LBR_PATH_FLOAT) mul = rdf(&L->scale, L->wgroup == LBR_WG_ROW ? o : 0) * L->step_in * pm;
+        R->mul[o] = mul;
+        R->add[o] = pa;
+    }
+    if (R->path == LBR_PATH_BUCKET)
+        for (uint64_t i = 0; i < L->scale.count; i++) R->cb[i] = rdf(&L->scale, i);
+}
+
+/* Validate every layer and lay the model out: sizes only (base NULL, *need set), or the
+ * model itself in base (*out set). */
+static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8_t *base, uint64_t *need,
+                 lbr_model **out, char *err, size_t errlen) {
+    int rc;
+    const uint32_t n = f->n_layers;
+    if (n == 0) return fail(err, errlen, LBR_ERR_FORMAT, "model: the file has no layers");
+    planner P = {base, 0, 0};
+    lbr_model *m = take(&P, sizeof(lbr_model));
+    lbr_layer_rt *rt = take(&P, (uint64_t)n * sizeof(lbr_layer_rt));
+    if (m) {
+        memset(m, 0, sizeof *m);
+        memset(rt, 0, (size_t)n * sizeof *rt);
+        m->n_layers = (int)n;
+        m->n_outputs = (int)f->n_outputs;
+        m->max_batch = max_batch;
+        m->in_c = (int)f->in_c, m->in_h = (int)f->in_h, m->in_w = (int)f->in_w;
+        m->layers = rt;
+        choose_kernels(m, opt);
+    }
+    const uint64_t B = (uint64_t)max_batch;
+    uint64_t col_b = 0, planes_b = 0, acc_b = 0, bacc_b = 0;
+    lay L;
+    for (uint32_t l = 0; l < n; l++) {
+        if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
+        lbr_layer_rt *R = rt ? rt + l : NULL;
+        const uint64_t O = L.oc, kc = L.kc, ohw = L.oh * L.ow;
+        const uint64_t rows = B * ohw < LBR_ROWS ? B * ohw : LBR_ROWS;
+        const uint64_t kw64 = ceil_div(kc, 64), kb = kw64 * 64, J = (uint64_t)1 << L.w_bits;
+        const int weighted = L.op == LBR_OP_CONV || L.op == LBR_OP_GEMM;
+        const int identity = L.path == LBR_PATH_FLOAT && L.in_bits[0] == 0 && L.kh == 1 && L.kw == 1 && L.sh == 1 &&
+                             L.sw == 1 && L.ph == 0 && L.pw == 0 && L.g == 1;
+        void *wts = NULL, *wts2 = NULL, *cb = NULL, *mul = NULL, *add = NULL;
+        if (weighted) {
+            switch (L.path) {
+            case LBR_PATH_FLOAT: wts = take(&P, L.g * ceil_div(L.og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
+            case LBR_PATH_S8U8:
+            case LBR_PATH_SHIFT: wts = take(&P, O * kb); break;
+            case LBR_PATH_BITSERIAL:
+                wts = take(&P, O * kw64 * 8);
+                wts2 = take(&P, O * kw64 * 8);
+                break;
+            case LBR_PATH_BUCKET:
+                wts = take(&P, O * L.w_bits * kw64 * 8);
+                cb = take(&P, L.scale.count * sizeof(float));
+                break;
+            default: break;
+            }
+            mul = take(&P, O * sizeof(float));
+            add = take(&P, O * sizeof(float));
+            /* scratch of this layer */
+            uint64_t col = 0, acc = rows * O * 4;
+            if (L.path == LBR_PATH_FLOAT) {
+                col = identity ? 0 : rows * kc * sizeof(float);
+            } else {
+                col = rows * kb;
+                if (L.path == LBR_PATH_BITSERIAL || L.path == LBR_PATH_BUCKET) {
+                    const uint64_t pl = rows * L.in_bits[0] * kw64 * 8;
+                    if (pl > planes_b) planes_b = pl;
+                }
+                if (L.path == LBR_PATH_BUCKET && rows * L.og * J * 4 > bacc_b) bacc_b = rows * L.og * J * 4;
+            }
+            if (col > col_b) col_b = col;
+            if (acc > acc_b) acc_b = acc;
+        } else if (L.op == LBR_OP_ADD) {
+            mul = take(&P, O * sizeof(float));
+            add = take(&P, O * sizeof(float));
+        }
+        void *encp = L.encp.data ? take(&P, L.encp.count * sizeof(float)) : NULL;
+        void *outv = L.outv.data ? take(&P, L.outv.count * sizeof(float)) : NULL;
+        if (P.over) return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes");
+        if (!R) continue;
+
+        R->op = (int)L.op, R->path = L.path, R->act = (int)L.act, R->enc = (int)L.enc;
+        R->src0 = L.src[0], R->src1 = L.src[1];
+        R->c = (int)L.c, R->h = (int)L.h, R->w = (int)L.w, R->oc = (int)L.oc, R->oh = (int)L.oh, R->ow = (int)L.ow;
+        R->kh = (int)L.kh, R->kw = (int)L.kw, R->sh = (int)L.sh, R->sw = (int)L.sw, R->ph = (int)L.ph, R->pw = (int)L.pw;
+        R->g = (int)L.g, R->count_pad = (int)L.count_pad;
+        R->cg = (int)L.cg, R->og = (int)L.og, R->kc = (int)L.kc;
+        R->in_bits = (int)L.in_bits[0], R->in1_bits = (int)L.in_bits[1], R->out_bits = (int)L.out_bits;
+        R->w_bits = (int)L.w_bits;
+        R->identity = identity;
+        R->rows = (int)rows;
+        R->cb_stride = L.ngroups > 1 ? (int)J : 0;
+        R->in_vals = L.src[0] >= 0 ? rt[L.src[0]].out_vals : NULL;
+        R->in1_vals = L.op == LBR_OP_ADD && L.src[1] >= 0 ? rt[L.src[1]].out_vals : NULL;
+        R->out_vals = L.op == LBR_OP_MAXPOOL ? R->in_vals : outv;
+        R->out_per = (size_t)(O * ohw);
+        R->wf = L.path == LBR_PATH_FLOAT ? wts : NULL;
+        R->wb = L.path == LBR_PATH_S8U8 || L.path == LBR_PATH_SHIFT ? wts : NULL;
+        R->wp = L.path == LBR_PATH_BITSERIAL || L.path == LBR_PATH_BUCKET ? wts : NULL;
+        R->wq = wts2;
+        R->cb = cb;
+        R->mul = mul, R->add = add;
+        R->encp = encp;
+        for (uint64_t i = 0; i < L.encp.count; i++) R->encp[i] = rdf(&L.encp, i);
+        for (uint64_t i = 0; outv && i < L.outv.count; i++) ((float *)outv)[i] = rdf(&L.outv, i);
+        if (weighted) {
+            fill_weights(R, &L);
+            R->macs = mul_sat(mul_sat(ohw, O), kc);
+        } else {
+            if (L.op == LBR_OP_ADD)
+                for (uint64_t o = 0; o < O; o++) {
+                    R->mul[o] = L.pmul.data ? rdf(&L.pmul, o) : 1.0f;
+                    R->add[o] = L.padd.data ? rdf(&L.padd, o) : 0.0f;
+                }
+            /* no multiplies: the elements a window or sum reads */
+            R->macs = L.op == LBR_OP_GAP ? L.c * L.h * L.w
+                    : L.op == LBR_OP_ADD ? O * ohw
+                                         : mul_sat(O * ohw, mul_sat(L.kh, L.kw));
+        }
+        switch (L.path) {
+        case LBR_PATH_S8U8: R->variant = m->vname[LBR_K_S8U8]; break;
+        case LBR_PATH_SHIFT: R->variant = m->vname[LBR_K_SHIFT]; break;
+        case LBR_PATH_BITSERIAL: R->variant = m->vname[LBR_K_BITSERIAL]; break;
+        case LBR_PATH_BUCKET: R->variant = m->vname[LBR_K_BUCKET]; break;
+        default: R->variant = "scalar"; break;
+        }
+    }
+
+    /* the last layer gives the logits */
+    const uint32_t last = n - 1;
+    if (L.out_bits)
+        return lfail(err, errlen, last, L.op == LBR_OP_MAXPOOL ? LBR_L_IN0 : LBR_L_OUT_BITS,
+                     "the last layer outputs %" PRIu32 "-bit codes, the logits must be float", L.out_bits);
+    if (L.oc * L.oh * L.ow != f->n_outputs)
+        return lfail(err, errlen, last, LBR_L_OUT_C,
+                     "the last layer gives %" PRIu64 " x %" PRIu64 " x %" PRIu64 " outputs, the header's n_outputs is %" PRIu32,
+                     L.oc, L.oh, L.ow, f->n_outputs);
+
+    /* the input, each layer's output, the scratch */
+    float *input = take(&P, B * f->in_c * f->in_h * f->in_w * sizeof(float));
+    for (uint32_t l = 0; l < n; l++) {
+        if (!rt) {
+            if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
+            take(&P, B * L.oc * L.oh * L.ow * (L.out_bits ? 1 : sizeof(float)));
+        } else {
+            rt[l].out = take(&P, B * rt[l].out_per * (rt[l].out_bits ? 1 : sizeof(float)));
+        }
+        if (P.over) return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes at max_batch %d", max_batch);
+    }
+    uint8_t *col = take(&P, col_b);
+    uint64_t *planes = take(&P, planes_b);
+    void *acc = take(&P, acc_b);
+    int32_t *bacc = take(&P, bacc_b);
+    if (P.over) return fail(err, errlen, LBR_ERR_FORMAT, "arena: the model's buffers exceed 2^62 bytes");
+    if (P.off > SIZE_MAX)
+        return fail(err, errlen, LBR_ERR_FORMAT, "arena: the model needs %" PRIu64 " bytes, more than this host addresses",
+                    P.off);
+    *need = P.off;
+    if (m) {
+        m->input = input;
+        m->col = col, m->planes = planes, m->acc = acc, m->bacc = bacc;
+        for (uint32_t l = 0; l < n; l++) {
+            rt[l].in0 = rt[l].src0 >= 0 ? rt[rt[l].src0].out : (const void *)input;
+            if (rt[l].op == LBR_OP_ADD) rt[l].in1 = rt[l].src1 >= 0 ? rt[rt[l].src1].out : (const void *)input;
+        }
+        *out = m;
+    }
+    return LBR_OK;
+}
+
+/* ------------------------------------------------------------------ API: plan, load */
+
+int lbr_plan(const void *buf, size_t len, int max_batch, size_t *bytes, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (bytes) *bytes = 0;
+    if (!buf || !bytes) return fail(err, errlen, LBR_ERR_ARG, "lbr_plan: buf or bytes is NULL");
+    if (max_batch < 1) return fail(err, errlen, LBR_ERR_ARG, "lbr_plan: max_batch %d, must be >= 1", max_batch);
+    lbr_file f;
+    int rc = lbr_file_open(&f, buf, len, err, errlen);
+    if (rc != LBR_OK) return rc;
+    /* the options that change the layout: the largest of their plans fits any of them */
+    uint64_t most = 0;
+    for (int v = 0; v < 4; v++) {
+        lbr_options o = {0, v & 1, v >> 1};
+        uint64_t need = 0;
+        if ((rc = build(&f, max_batch, &o, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
+        if (need > most) most = need;
+    }
+    *bytes = (size_t)most;
+    return LBR_OK;
+}
+
+int lbr_load(lbr_model **out, const void *buf, size_t len, int max_batch, void *arena, size_t arena_len,
+             const lbr_options *opt, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (out) *out = NULL;
+    if (!out || !buf || !arena) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: out, buf or arena is NULL");
+    if (max_batch < 1) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: max_batch %d, must be >= 1", max_batch);
+    if ((uintptr_t)arena % 64)
+        return fail(err, errlen, LBR_ERR_ARG, "lbr_load: the arena is not 64-byte aligned");
+    lbr_file f;
+    int rc = lbr_file_open(&f, buf, len, err, errlen);
+    if (rc != LBR_OK) return rc;
+    uint64_t need = 0;
+    if ((rc = build(&f, max_batch, opt, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
+    if (need > arena_len)
+        return fail(err, errlen, LBR_ERR_ARG, "arena: %zu bytes given, the model needs %" PRIu64 " (lbr_plan)",
+                    arena_len, need);
+    lbr_model *m = NULL;
+    if ((rc = build(&f, max_batch, opt, arena, &need, &m, err, errlen)) != LBR_OK) return rc;
+    *out = m;
+    return LBR_OK;
+}
+
+/* ------------------------------------------------------------------ running */
+
+static inline uint8_t encode(const lbr_layer_rt *R, float y) {
+    const int bits = R->out_bits, kmax = (1 << bits) - 1;
+    int32_t c = 0;
+    switch (R->enc) {
+    case LBR_ENC_UNIFORM: c = y == y ? lbr_act_code(y, 1 << bits, R->encp[0]) : 0; break; /* NaN: code 0 */
+    case LBR_ENC_POT: c = y == y ? lbr_act_pot_code(y, bits) : 0; break;
+    case LBR_ENC_STEPS: c = lbr_step_code(R->encp[0] * y, R->encp + 1, kmax); break;
+    default: break;
+    }
+    return (uint8_t)(c < 0 ? 0 : c > kmax ? kmax : c);
+}
+
+/* activation, then the output's kind, at element i of the layer's output */
+static inline void emit(const lbr_layer_rt *R, size_t i, float y) {
+    if (R->act == LBR_ACT_RELU) y = y > 0.0f ? y : 0.0f;
+    if (R->out_bits) ((uint8_t *)R->out)[i] = encode(R, y);
+    else ((float *)R->out)[i] = y;
+}
+
+/* Rows r0 .. r0 + nr - 1 of group g's im2col (row r: sample r / (OH OW), output pixel
+ * r % (OH OW); columns in (kh, kw, c) order; padding code 0): codes into byte rows of
+ * stride ld (zero padded from Kc to ld), or values into float rows of stride Kc. */
+static void im2col_u8(const lbr_layer_rt *R, int g, size_t r0, int nr, uint8_t *dst, size_t ld) {
+    const uint8_t *in = R->in0;
+    const size_t ohw = (size_t)R->oh * R->ow, cg = (size_t)R->cg;
+    for (int m = 0; m < nr; m++) {
+        const size_t r = r0 + (size_t)m, n = r / ohw, p = r % ohw;
+        const int64_t oy = (int64_t)(p / (size_t)R->ow), ox = (int64_t)(p % (size_t)R->ow);
+        uint8_t *d = dst + (size_t)m * ld;
+        for (int ky = 0; ky < R->kh; ky++) {
+            const int64_t iy = oy * R->sh - R->ph + ky;
+            for (int kx = 0; kx < R->kw; kx++, d += cg) {
+                const int64_t ix = ox * R->sw - R->pw + kx;
+                if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w) memset(d, 0, cg);
+                else memcpy(d, in + ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg, cg);
+            }
+        }
+        if (ld > (size_t)R->kc) memset(dst + (size_t)m * ld + R->kc, 0, ld - (size_t)R->kc);
+    }
+}
+
+static void im2col_f32(const lbr_layer_rt *R, int g, size_t r0, int nr, float *dst) {
+    const size_t ohw = (size_t)R->oh * R->ow, cg = (size_t)R->cg;
+    const float *vals = R->in_vals;
+    for (int m = 0; m < nr; m++) {
+        const size_t r = r0 + (size_t)m, n = r / ohw, p = r % ohw;
+        const int64_t oy = (int64_t)(p / (size_t)R->ow), ox = (int64_t)(p % (size_t)R->ow);
+        float *d = dst + (size_t)m * R->kc;
+        for (int ky = 0; ky < R->kh; ky++) {
+            const int64_t iy = oy * R->sh - R->ph + ky;
+            for (int kx = 0; kx < R->kw; kx++, d += cg) {
+                const int64_t ix = ox * R->sw - R->pw + kx;
+                if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w) {
+                    for (size_t i = 0; i < cg; i++) d[i] = 0.0f;
+                    continue;
+                }
+                const size_t at = ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg;
+                if (vals) {
+                    const uint8_t *s = (const uint8_t *)R->in0 + at;
+                    for (size_t i = 0; i < cg; i++) d[i] = vals[s[i]];
+                } else {
+                    memcpy(d, (const float *)R->in0 + at, cg * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/* byte rows (stride ld) of b-bit codes into bit planes (lbr_kernels.h) */
+static void pack_planes(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
+    const int KW = lbr_words(K);
+    for (int m = 0; m < nr; m++) {
+        const uint8_t *row = a + (size_t)m * ld;
+        for (int wi = 0; wi < KW; wi++) {
+            uint64_t w[8] = {0};
+            const int end = K < (wi + 1) * 64 ? K : (wi + 1) * 64;
+            for (int k = wi * 64; k < end; k++)
+                for (int p = 0; p < bits; p++) w[p] |= (uint64_t)(row[k] >> p & 1u) << (k & 63);
+            for (int p = 0; p < bits; p++) pl[((size_t)m * bits + p) * KW + wi] = w[p];
+        }
+    }
+}
+
+/* y[m][o] = sum_k w[o][k] x[m][k] for nr rows and og outputs, each sum in k order in a
+ * float, LBR_BLK outputs at a time so that the compiler vectorises across outputs.
+ * w: blocks of LBR_BLK outputs, [block][k][LBR_BLK]. */
+static void float_gemm(int nr, int og, int kc, const float *restrict x, const float *restrict w, float *restrict y,
+                       size_t ldy) {
+    const int nb = (og + LBR_BLK - 1) / LBR_BLK;
+    int m = 0;
+    for (; m + 4 <= nr; m += 4) {
+        const float *x0 = x + (size_t)m * kc, *x1 = x0 + kc, *x2 = x1 + kc, *x3 = x2 + kc;
+        for (int b = 0; b < nb; b++) {
+            const float *wb = w + (size_t)b * kc * LBR_BLK;
+            float a0[LBR_BLK] = {0}, a1[LBR_BLK] = {0}, a2[LBR_BLK] = {0}, a3[LBR_BLK] = {0};
+            for (int k = 0; k < kc; k++) {
+                const float *wk = wb + (size_t)k * LBR_BLK;
+                const float v0 = x0[k], v1 = x1[k], v2 = x2[k], v3 = x3[k];
+                for (int j = 0; j < LBR_BLK; j++) {
+                    a0[j] += wk[j] * v0;
+                    a1[j] += wk[j] * v1;
+                    a2[j] += wk[j] * v2;
+                    a3[j] += wk[j] * v3;
+                }
+            }
+            const int nj = og - b * LBR_BLK < LBR_BLK ? og - b * LBR_BLK : LBR_BLK;
+            float *y0 = y + (size_t)m * ldy + (size_t)b * LBR_BLK;
+            for (int j = 0; j < nj; j++) {
+                y0[j] = a0[j];
+                y0[ldy + j] = a1[j];
+                y0[2 * ldy + j] = a2[j];
+                y0[3 * ldy + j] = a3[j];
+            }
+        }
+    }
+    for (; m < nr; m++) {
+        const float *x0 = x + (size_t)m * kc;
+        for (int b = 0; b < nb; b++) {
+            const float *wb = w + (size_t)b * kc * LBR_BLK;
+            float a0[LBR_BLK] = {0};
+            for (int k = 0; k < kc; k++) {
+                const float v0 = x0[k];
+                for (int j = 0; j < LBR_BLK; j++) a0[j] += wb[(size_t)k * LBR_BLK + j] * v0;
+            }
+            const int nj = og - b * LBR_BLK < LBR_BLK ? og - b * LBR_BLK : LBR_BLK;
+            for (int j = 0; j < nj; j++) y[(size_t)m * ldy + (size_t)b * LBR_BLK + j] = a0[j];
+        }
+    }
+}
+
+static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
+    const size_t total = (size_t)batch * R->oh * R->ow, O = (size_t)R->oc;
+    const int kc = R->kc, og = R->og, nb = (og + LBR_BLK - 1) / LBR_BLK;
+    const size_t KB = (size_t)lbr_bytes(kc), KW = (size_t)lbr_words(kc);
+    const int J = 1 << R->w_bits;
+    int32_t *acc = M->acc;
+    float *y = M->acc;
+    for (size_t r0 = 0; r0 < total; r0 += (size_t)R->rows) {
+        const int nr = total - r0 < (size_t)R->rows ? (int)(total - r0) : R->rows;
+        for (int g = 0; g < R->g; g++) {
+            const size_t o0 = (size_t)g * og;
+            switch (R->path) {
+            case LBR_PATH_FLOAT: {
+                const float *x = (const float *)R->in0 + r0 * (size_t)kc;
+                if (!R->identity) {
+                    im2col_f32(R, g, r0, nr, (float *)M->col);
+                    x = (const float *)M->col;
+                }
+                float_gemm(nr, og, kc, x, R->wf + (size_t)g * nb * LBR_BLK * kc, y + o0, O);
+                break;
+            }
+            case LBR_PATH_S8U8:
+                im2col_u8(R, g, r0, nr, M->col, KB);
+                M->s8u8(nr, og, kc, M->col, R->wb + o0 * KB, acc + o0, (int)O);
+                break;
+            case LBR_PATH_SHIFT:
+                im2col_u8(R, g, r0, nr, M->col, KB);
+                M->shift(nr, og, kc, M->col, R->wb + o0 * KB, acc + o0, (int)O);
+                break;
+            case LBR_PATH_BITSERIAL:
+                im2col_u8(R, g, r0, nr, M->col, KB);
+                pack_planes(M->col, KB, nr, kc, R->in_bits, M->planes);
+                M->bitserial(nr, og, kc, R->in_bits, M->planes, R->wp + o0 * KW, R->wq + o0 * KW, acc + o0, (int)O);
+                break;
+            case LBR_PATH_BUCKET:
+                im2col_u8(R, g, r0, nr, M->col, KB);
+                pack_planes(M->col, KB, nr, kc, R->in_bits, M->planes);
+                M->bucket(nr, og, kc, R->in_bits, R->w_bits, M->planes, R->wp + o0 * (size_t)R->w_bits * KW, M->bacc);
+                for (int m = 0; m < nr; m++)
+                    for (int n = 0; n < og; n++) {
+                        const size_t o = o0 + (size_t)n;
+                        const float *cb = R->cb + o * (size_t)R->cb_stride;
+                        const int32_t *c = M->bacc + ((size_t)m * og + (size_t)n) * J;
+                        float s = 0.0f;
+                        for (int j = 0; j < J; j++) s += cb[j] * (float)c[j];
+                        y[(size_t)m * O + o] = s;
+                    }
+                break;
+            default: break;
+            }
+        }
+        const int fl = R->path == LBR_PATH_FLOAT || R->path == LBR_PATH_BUCKET;
+        for (int m = 0; m < nr; m++) {
+            const size_t at = (r0 + (size_t)m) * O;
+            for (size_t o = 0; o < O; o++) {
+                const float s = fl ? y[(size_t)m * O + o] : (float)acc[(size_t)m * O + o];
+                emit(R, at + o, s * R->mul[o] + R->add[o]);
+            }
+        }
+    }
+}
+
+/* value of element i of a layer input: decoded codes or floats */
+static inline float value_at(const void *buf, const float *vals, size_t i) {
+    return vals ? vals[((const uint8_t *)buf)[i]] : ((const float *)buf)[i];
+}
+
+static void run_pool(const lbr_layer_rt *R, int batch) {
+    const int C = R->c, codes = R->in_bits > 0;
+    for (int n = 0; n < batch; n++)
+        for (int oy = 0; oy < R->oh; oy++)
+            for (int ox = 0; ox < R->ow; ox++) {
+                /* the window clipped to the input (every window holds an input pixel: PH < KH) */
+                const int64_t y0 = (int64_t)oy * R->sh - R->ph, x0 = (int64_t)ox * R->sw - R->pw;
+                const int64_t ya = y0 < 0 ? 0 : y0, xa = x0 < 0 ? 0 : x0;
+                const int64_t yb = y0 + R->kh < R->h ? y0 + R->kh : R->h, xb = x0 + R->kw < R->w ? x0 + R->kw : R->w;
+                const size_t o = (((size_t)n * R->oh + (size_t)oy) * R->ow + (size_t)ox) * (size_t)C;
+                for (int c = 0; c < C; c++) {
+                    const size_t first = (((size_t)n * R->h + (size_t)ya) * R->w + (size_t)xa) * (size_t)C + (size_t)c;
+                    if (R->op == LBR_OP_MAXPOOL && codes) {
+                        const uint8_t *in = R->in0;
+                        uint8_t best = in[first];
+                        for (int64_t iy = ya; iy < yb; iy++)
+                            for (int64_t ix = xa; ix < xb; ix++) {
+                                const uint8_t v = in[(((size_t)n * R->h + (size_t)iy) * R->w + (size_t)ix) * C + c];
+                                best = v > best ? v : best;
+                            }
+                        ((uint8_t *)R->out)[o + (size_t)c] = best;
+                    } else if (R->op == LBR_OP_MAXPOOL) {
+                        const float *in = R->in0;
+                        float best = in[first];
+                        for (int64_t iy = ya; iy < yb; iy++)
+                            for (int64_t ix = xa; ix < xb; ix++) {
+                                const float v = in[(((size_t)n * R->h + (size_t)iy) * R->w + (size_t)ix) * C + c];
+                                best = v > best ? v : best;
+                            }
+                        ((float *)R->out)[o + (size_t)c] = best;
+                    } else {
+                        float s = 0.0f;
+                        for (int64_t iy = ya; iy < yb; iy++)
+                            for (int64_t ix = xa; ix < xb; ix++)
+                                s += value_at(R->in0, R->in_vals,
+                                              (((size_t)n * R->h + (size_t)iy) * R->w + (size_t)ix) * C + c);
+                        const float div = R->count_pad ? (float)R->kh * (float)R->kw : (float)((yb - ya) * (xb - xa));
+                        ((float *)R->out)[o + (size_t)c] = s / div;
+                    }
+                }
+            }
+}
+
+static void run_gap(const lbr_layer_rt *R, int batch) {
+    const size_t hw = (size_t)R->h * R->w, C = (size_t)R->c;
+    for (int n = 0; n < batch; n++)
+        for (size_t c = 0; c < C; c++) {
+            float s = 0.0f;
+            for (size_t p = 0; p < hw; p++) s += value_at(R->in0, R->in_vals, ((size_t)n * hw + p) * C + c);
+            ((float *)R->out)[(size_t)n * C + c] = s / (float)hw;
+        }
+}
+
+static void run_add(const lbr_layer_rt *R, int batch) {
+    const size_t total = (size_t)batch * R->out_per, C = (size_t)R->oc;
+    for (size_t i = 0; i < total; i++) {
+        const size_t c = i % C;
+        const float s = value_at(R->in0, R->in_vals, i) + value_at(R->in1, R->in1_vals, i);
+        emit(R, i, s * R->mul[c] + R->add[c]);
+    }
+}
+
+int lbr_run(lbr_model *m, const float *x, int batch, float *out) {
+    if (!m || !x || !out || batch < 1 || batch > m->max_batch) return LBR_ERR_ARG;
+    /* NCHW -> NHWC */
+    const size_t C = (size_t)m->in_c, HW = (size_t)m->in_h * m->in_w;
+    for (size_t n = 0; n < (size_t)batch; n++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t p = 0; p < HW; p++) m->input[(n * HW + p) * C + c] = x[(n * C + c) * HW + p];
+    for (int l = 0; l < m->n_layers; l++) {
+        const lbr_layer_rt *R = m->layers + l;
+        switch (R->op) {
+        case LBR_OP_CONV:
+        case LBR_OP_GEMM: run_conv(m, R, batch); break;
+        case LBR_OP_MAXPOOL:
+        case LBR_OP_AVGPOOL: run_pool(R, batch); break;
+        case LBR_OP_GAP: run_gap(R, batch); break;
+        case LBR_OP_ADD: run_add(R, batch); break;
+        default: break;
+        }
+    }
+    const lbr_layer_rt *last = m->layers + m->n_layers - 1;
+    memcpy(out, last->out, (size_t)batch * last->out_per * sizeof(float)); /* out_per == n_outputs */
+    return LBR_OK;
+}
+
+/* ------------------------------------------------------------------ queries */
+
+int lbr_num_layers(const lbr_model *m) { return m ? m->n_layers : 0; }
+int lbr_num_outputs(const lbr_model *m) { return m ? m->n_outputs : 0; }
+
+int lbr_layer(const lbr_model *m, int i, lbr_layer_info *info) {
+    if (!m || !info || i < 0 || i >= m->n_layers) return LBR_ERR_ARG;
+    const lbr_layer_rt *R = m->layers + i;
+    memset(info, 0, sizeof *info);
+    info->op = R->op;
+    info->path = (lbr_path)R->path;
+    info->variant = R->variant;
+    info->w_bits = R->w_bits;
+    info->in_bits = R->in_bits;
+    info->out_bits = R->out_bits;
+    info->macs = R->macs;
+    return LBR_OK;
+}

@@ -1,0 +1,186 @@
+/* Train equals deploy, on small random networks: for every method and bit width, the
+ * packed model (src/export/export.c) run by the runtime (runtime/lbr.c) predicts what
+ * lowbit's own forward predicts, with logits within a small tolerance; integer kernels
+ * give bit-identical logits to their scalar references; the runtime takes the integer
+ * path each weight form is meant for. The full Fashion-MNIST check of trained models is
+ * bench/deploy_check.sh (docs/results.md). */
+#include "graph/graph.h"
+#include "lbr.h"
+#include "quant/quant.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* conv-bn-relu, conv-bn-relu, maxpool, strided grouped conv-bn-relu, flatten, gemm-relu,
+ * dropout, gemm: every fusion the exporter makes, with odd sizes */
+static const char *SPEC =
+    "{\"name\": \"tiny\", \"input\": [3, 11, 11], \"layers\": ["
+    "{\"name\": \"c1\", \"op\": \"Conv\", \"out\": 8, \"kernel\": 3, \"pad\": 1, \"bias\": false},"
+    "{\"name\": \"b1\", \"op\": \"BatchNormalization\"}, {\"name\": \"r1\", \"op\": \"Relu\"},"
+    "{\"name\": \"c2\", \"op\": \"Conv\", \"out\": 12, \"kernel\": 3, \"pad\": 1, \"bias\": false},"
+    "{\"name\": \"b2\", \"op\": \"BatchNormalization\"}, {\"name\": \"r2\", \"op\": \"Relu\"},"
+    "{\"name\": \"p1\", \"op\": \"MaxPool\", \"kernel\": 2},"
+    "{\"name\": \"c3\", \"op\": \"Conv\", \"out\": 10, \"kernel\": 3, \"pad\": 1, \"stride\": 2, \"group\": 2, \"bias\": true},"
+    "{\"name\": \"b3\", \"op\": \"BatchNormalization\"}, {\"name\": \"r3\", \"op\": \"Relu\"},"
+    "{\"name\": \"f\", \"op\": \"Flatten\"},"
+    "{\"name\": \"g1\", \"op\": \"Gemm\", \"out\": 37}, {\"name\": \"r4\", \"op\": \"Relu\"},"
+    "{\"name\": \"d\", \"op\": \"Dropout\", \"p\": 0.3},"
+    "{\"name\": \"g2\", \"op\": \"Gemm\", \"out\": 7}]}";
+
+enum { N = 300 };
+
+typedef struct cfg {
+    const char *quant;
+    lbr_path path;           /* what the quantized middle layers c2, c3, g1 must run on */
+    lbr_path gemm_path;      /* g1's, when it differs (0: the same) */
+} cfg;
+
+static const cfg CFGS[] = {
+    {"fp32", LBR_PATH_FLOAT, LBR_PATH_NONE},
+    {"uniform:4/4", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"uniform:2/2", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"uniform:8/8", LBR_PATH_FLOAT, LBR_PATH_NONE},          /* DoReFa 8-bit levels reach 255: no int8 */
+    {"uniform:4/4,mode=maxabs,per=channel", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"balanced:2/2", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"balanced:4/4,percentile=mean", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"uniq:4/4", LBR_PATH_BUCKET, LBR_PATH_NONE},
+    {"uniq:2/2", LBR_PATH_BUCKET, LBR_PATH_NONE},
+    {"syq:1/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
+    {"syq:2/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
+    {"syq:2/2", LBR_PATH_FLOAT, LBR_PATH_BITSERIAL}, /* conv: pixel scales (per kh, kw); linear: per layer */
+    {"syq:2/2,group=row", LBR_PATH_FLOAT, LBR_PATH_BITSERIAL}, /* conv rows are kernel rows; linear: per output */
+    {"qn:2/2", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
+    {"qn:4/4", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"pot:4/4", LBR_PATH_S8U8, LBR_PATH_NONE},
+    {"pot:3/2", LBR_PATH_S8U8, LBR_PATH_NONE},
+};
+
+static float frand(uint64_t *s) { return (float)((lbt_splitmix64(s) >> 40) * (1.0 / 16777216.0)); }
+
+static void randomize(lb_model *m, uint64_t seed) {
+    lb_model_init_params(m, seed);
+    uint64_t s = seed * 7919 + 1;
+    for (int k = 0; k < m->n_tensors; k++) {
+        lb_tensor_entry *t = &m->tensors[k];
+        float *p = m->params + t->offset;
+        const char *nm = t->name;
+        size_t L = strlen(nm);
+        /* batch norm statistics and affine parameters away from their defaults */
+        if (L > 12 && !strcmp(nm + L - 12, "running_mean"))
+            for (int64_t i = 0; i < t->size; i++) p[i] = 0.3f * (frand(&s) - 0.5f);
+        else if (L > 11 && !strcmp(nm + L - 11, "running_var"))
+            for (int64_t i = 0; i < t->size; i++) p[i] = 0.5f + frand(&s);
+        else if (nm[0] == 'b' && L > 5 && !strcmp(nm + L - 5, ".bias"))
+            for (int64_t i = 0; i < t->size; i++) p[i] = 0.2f * (frand(&s) - 0.3f);
+    }
+}
+
+static int argmax(const float *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+static int run_lbm(const uint8_t *buf, size_t len, const lbr_options *opt, const float *x, int n, float *out, lbr_path *paths) {
+    char err[256];
+    size_t need;
+    if (lbr_plan(buf, len, 64, &need, err, sizeof err) != LBR_OK) { fprintf(stderr, "plan: %s\n", err); return 1; }
+    void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
+    if (arena) memset(arena, 0xA5, (need + 63) / 64 * 64); /* the runtime must not read what it did not write */
+    lbr_model *rm;
+    if (!arena || lbr_load(&rm, buf, len, 64, arena, need, opt, err, sizeof err) != LBR_OK) {
+        fprintf(stderr, "load: %s\n", err);
+        free(arena);
+        return 1;
+    }
+    const int K = lbr_num_outputs(rm);
+    for (int lo = 0; lo < n; lo += 64) {
+        int B = n - lo < 64 ? n - lo : 64;
+        if (lbr_run(rm, x + (size_t)lo * 3 * 11 * 11, B, out + (size_t)lo * K) != LBR_OK) { free(arena); return 1; }
+    }
+    for (int i = 0; paths && i < lbr_num_layers(rm) && i < 16; i++) {
+        lbr_layer_info li;
+        lbr_layer(rm, i, &li);
+        paths[i] = li.path;
+    }
+    free(arena);
+    return 0;
+}
+
+static void check_cfg(const cfg *c, const float *x) {
+    lb_model *m;
+    CHECK_OK(lb_model_create_from_json(&m, SPEC, strlen(SPEC), "tiny"));
+    CHECK_OK(lb_model_set_quant(m, c->quant, 0));
+    randomize(m, 11);
+    lb_quant_init_weights(m);
+    if (lb_quant_needs_calibration(m)) CHECK_OK(lb_quant_calibrate(m, x, 128, 64));
+    float *ref = malloc(sizeof(float) * N * 7), *out = malloc(sizeof(float) * N * 7), *out2 = malloc(sizeof(float) * N * 7);
+    CHECK_OK(lb_model_forward(m, x, N, 0, ref));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    lb_export_info info;
+    CHECK_OK(lb_export_lbm_buffer(m, &buf, &len, &info));
+    lbr_path paths[16] = {0};
+    lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1};
+    if (!buf || run_lbm(buf, len, &best, x, N, out, paths)) {
+        CHECK_MSG(0, "%s: export or runtime failed", c->quant);
+        goto done;
+    }
+    /* layers: c1 (float), c2, p1, c3, g1, g2 (float) */
+    CHECK_MSG(info.layers == 6, "%s: %d layers", c->quant, info.layers);
+    CHECK_MSG(paths[0] == LBR_PATH_FLOAT && paths[5] == LBR_PATH_FLOAT, "%s: first/last paths %d %d", c->quant, paths[0], paths[5]);
+    const lbr_path gp = c->gemm_path ? c->gemm_path : c->path;
+    CHECK_MSG(paths[1] == c->path && paths[3] == c->path && paths[4] == gp, "%s: paths %s %s %s, expected %s %s", c->quant,
+              lbr_path_names[paths[1]], lbr_path_names[paths[3]], lbr_path_names[paths[4]], lbr_path_names[c->path],
+              lbr_path_names[gp]);
+    int agree = 0, close = 0;
+    double scale = 0, maxd = 0;
+    for (int i = 0; i < N * 7; i++) scale = fmax(scale, fabs(ref[i]));
+    for (int i = 0; i < N; i++) {
+        agree += argmax(out + i * 7, 7) == argmax(ref + i * 7, 7);
+        double d = 0;
+        for (int k = 0; k < 7; k++) d = fmax(d, fabs((double)out[i * 7 + k] - ref[i * 7 + k]));
+        close += d <= 1e-4 * scale;
+        maxd = fmax(maxd, d);
+    }
+    /* a code can flip where a pre-activation sits within rounding of a threshold (the
+     * sums are added in another order); on these sizes that is rare */
+    CHECK_MSG(agree >= N - 1, "%s: %d of %d predictions agree", c->quant, agree, N);
+    CHECK_MSG(close >= N * 97 / 100, "%s: %d of %d samples' logits within 1e-4 of %g (max diff %g)", c->quant, close, N, scale, maxd);
+    /* integer kernels: the SIMD variants give the references' bits */
+    CHECK(!run_lbm(buf, len, &refk, x, N, out2, NULL));
+    CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and ref kernels differ", c->quant);
+    /* every layer in float on the decoded values: the same predictions */
+    CHECK(!run_lbm(buf, len, &flt, x, N, out2, NULL));
+    agree = close = 0;
+    for (int i = 0; i < N; i++) {
+        agree += argmax(out2 + i * 7, 7) == argmax(ref + i * 7, 7);
+        double d = 0;
+        for (int k = 0; k < 7; k++) d = fmax(d, fabs((double)out2[i * 7 + k] - ref[i * 7 + k]));
+        close += d <= 1e-4 * scale;
+    }
+    CHECK_MSG(agree >= N - 1, "%s: float path: %d of %d predictions agree", c->quant, agree, N);
+    CHECK_MSG(close >= N * 97 / 100, "%s: float path: %d of %d samples' logits within 1e-4 of %g", c->quant, close, N, scale);
+    /* the file is the codes at their width plus what the header says is beside them */
+    CHECK(info.file_bytes == (int64_t)len && (double)len >= info.weight_bits / 8.0 + (double)info.meta_bytes);
+    printf("%-36s %6zu bytes (weights %.0f + meta %lld), agree %d/%d, paths %s\n", c->quant, len, info.weight_bits / 8.0,
+           (long long)info.meta_bytes, agree, N, lbr_path_names[paths[1]]);
+done:
+    free(buf);
+    free(ref);
+    free(out);
+    free(out2);
+    lb_model_destroy(m);
+}
+
+int main(void) {
+    lb_set_threads(1);
+    float *x = malloc(sizeof(float) * N * 3 * 11 * 11);
+    uint64_t s = 5;
+    for (int i = 0; i < N * 3 * 11 * 11; i++) x[i] = 2.0f * frand(&s) - 0.7f;
+    for (size_t i = 0; i < sizeof CFGS / sizeof CFGS[0]; i++) check_cfg(&CFGS[i], x);
+    free(x);
+    return lbt_report("test_deploy");
+}

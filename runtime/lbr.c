@@ -38,44 +38,43 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LBR_ROWS 256                      /* im2col rows per kernel call */
-#define LBR_LIMIT ((uint64_t)1 << 62)     /* bound on every size computed: sums cannot overflow u64 */
-#define LBR_MAXDIM ((uint64_t)1 << 28)    /* bound on tensor elements, Kc, kernel and pad fields */
-#define LBR_KMAX 65536                    /* the kernels' largest K (lbr_kernels.h) */
-#define LBR_BLK 8                         /* outputs per block of the float path */
+#define LBR_ROWS 256                   /* im2col rows per kernel call */
+#define LBR_LIMIT ((uint64_t)1 << 62)  /* bound on every size computed: sums cannot overflow u64 */
+#define LBR_MAXDIM ((uint64_t)1 << 28) /* bound on tensor elements, Kc, kernel and pad fields */
+#define LBR_KMAX 65536                 /* the kernels' largest K (lbr_kernels.h) */
+#define LBR_BLK 8                      /* outputs per block of the float path */
 
 const char *const lbr_path_names[LBR_PATH_COUNT] = {"none", "float", "s8u8", "bitserial", "shift", "bucket"};
 
 static const char *const field_names[LBR_L_COUNT] = {
-    "OP",       "IN0",      "IN1",      "OUT_C", "OUT_H",    "OUT_W",      "KH",        "KW",     "SH",
-    "SW",       "PH",       "PW",       "GROUP", "COUNT_PAD", "W_FLOAT",   "W_BITS",    "W_CODES", "W_GROUP",
-    "W_LEVELS", "W_SCALE",  "POST_MUL", "POST_ADD", "ACT",   "OUT_BITS",   "ENC",       "ENC_PARAMS",
-    "OUT_VALUES"};
+    "OP",       "IN0",     "IN1",      "OUT_C",    "OUT_H",     "OUT_W",    "KH",     "KW",         "SH",
+    "SW",       "PH",      "PW",       "GROUP",    "COUNT_PAD", "W_FLOAT",  "W_BITS", "W_CODES",    "W_GROUP",
+    "W_LEVELS", "W_SCALE", "POST_MUL", "POST_ADD", "ACT",       "OUT_BITS", "ENC",    "ENC_PARAMS", "OUT_VALUES"};
 static const char op_names[7][8] = {"?", "CONV", "GEMM", "MAXPOOL", "AVGPOOL", "GAP", "ADD"};
 
 /* ------------------------------------------------------------------ the loaded model */
 
 typedef struct lbr_layer_rt {
     int op, path, act, enc;
-    int src0, src1;                       /* producing layer, -1: the model input */
+    int src0, src1; /* producing layer, -1: the model input */
     /* input and output shapes per sample; GEMM: c = C*H*W, h = w = 1, a 1 x 1 kernel */
     int c, h, w, oc, oh, ow, kh, kw, sh, sw, ph, pw, g, count_pad;
-    int cg, og, kc;                       /* input channels, outputs and Kc per group */
+    int cg, og, kc; /* input channels, outputs and Kc per group */
     int in_bits, in1_bits, out_bits, w_bits;
-    int identity;                         /* FLOAT path: the im2col rows are the float input */
-    int rows;                             /* im2col rows per kernel call */
-    int cb_stride;                        /* BUCKET: codebook entries between rows (0: one) */
-    const float *in_vals, *in1_vals;      /* decode tables of code inputs (NULL: float) */
-    const float *out_vals;                /* this layer's codes' values (MAXPOOL: inherited) */
-    const void *in0, *in1;                /* input buffers */
-    void *out;                            /* output buffer */
-    size_t out_per;                       /* output elements per sample */
-    float *wf;                            /* FLOAT: packed weights */
-    int8_t *wb;                           /* S8U8, SHIFT: byte rows */
-    uint64_t *wp, *wq;                    /* BITSERIAL: P, Q rows; BUCKET: planes in wp */
-    float *cb;                            /* BUCKET: codebook */
-    float *mul, *add;                     /* per output channel */
-    float *encp;                          /* decoded ENC_PARAMS */
+    int identity;                    /* FLOAT path: the im2col rows are the float input */
+    int rows;                        /* im2col rows per kernel call */
+    int cb_stride;                   /* BUCKET: codebook entries between rows (0: one) */
+    const float *in_vals, *in1_vals; /* decode tables of code inputs (NULL: float) */
+    const float *out_vals;           /* this layer's codes' values (MAXPOOL: inherited) */
+    const void *in0, *in1;           /* input buffers */
+    void *out;                       /* output buffer */
+    size_t out_per;                  /* output elements per sample */
+    float *wf;                       /* FLOAT: packed weights */
+    int8_t *wb;                      /* S8U8, SHIFT: byte rows */
+    uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp */
+    float *cb;                       /* BUCKET: codebook */
+    float *mul, *add;                /* per output channel */
+    float *encp;                     /* decoded ENC_PARAMS */
     uint64_t macs;
     const char *variant;
 } lbr_layer_rt;
@@ -83,12 +82,12 @@ typedef struct lbr_layer_rt {
 struct lbr_model {
     int n_layers, n_outputs, max_batch;
     int in_c, in_h, in_w;
-    float *input;                         /* NHWC */
+    float *input; /* NHWC */
     lbr_layer_rt *layers;
-    uint8_t *col;                         /* im2col rows (bytes or floats) */
-    uint64_t *planes;                     /* activation bit planes */
-    void *acc;                            /* int32 sums or float sums, rows x O */
-    int32_t *bacc;                        /* bucket sums, rows x O/G x 2^W_BITS */
+    uint8_t *col;     /* im2col rows (bytes or floats) */
+    uint64_t *planes; /* activation bit planes */
+    void *acc;        /* int32 sums or float sums, rows x O */
+    int32_t *bacc;    /* bucket sums, rows x O/G x 2^W_BITS */
     lbr_bitserial_fn bitserial;
     lbr_s8u8_fn s8u8;
     lbr_shift_fn shift;
@@ -151,10 +150,10 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 /* What one layer is, from its fields, once checked. */
 typedef struct lay {
-    uint32_t op, act, enc, out_bits;      /* out_bits: the output's code bits (MAXPOOL: its input's) */
+    uint32_t op, act, enc, out_bits; /* out_bits: the output's code bits (MAXPOOL: its input's) */
     int32_t src[2];
     uint32_t in_bits[2];
-    lbr_array in_vals[2];                 /* the inputs' OUT_VALUES (data NULL: float) */
+    lbr_array in_vals[2]; /* the inputs' OUT_VALUES (data NULL: float) */
     uint64_t c, h, w, oc, oh, ow, kh, kw, sh, sw, ph, pw, g, count_pad;
     uint64_t cg, og, kc;
     uint32_t w_bits, wgroup, ngroups, codebook;
@@ -194,8 +193,8 @@ static const char *dtype_name(uint32_t dt) {
 
 /* Array `field` of layer l, with the dtype and count it must have. Absent (0): a->data
  * NULL, an error only when required. */
-static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uint64_t count, int required,
-                   lbr_array *a, char *err, size_t errlen) {
+static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uint64_t count, int required, lbr_array *a,
+                   char *err, size_t errlen) {
     const uint32_t ref = lbr_layer_field(f, l, field);
     memset(a, 0, sizeof *a);
     if (!ref) return required ? lfail(err, errlen, l, field, "is 0 (absent), but the layer needs this array") : LBR_OK;
@@ -206,8 +205,8 @@ static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uin
         return lfail(err, errlen, l, field, "array %" PRIu32 " is %s, %s expected", ref - 1, dtype_name(a->dtype),
                      dtype_name(dtype));
     if (a->count != count)
-        return lfail(err, errlen, l, field, "array %" PRIu32 " has %" PRIu64 " elements, %" PRIu64 " expected",
-                     ref - 1, a->count, count);
+        return lfail(err, errlen, l, field, "array %" PRIu32 " has %" PRIu64 " elements, %" PRIu64 " expected", ref - 1,
+                     a->count, count);
     return LBR_OK;
 }
 
@@ -216,8 +215,8 @@ static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uin
 static uint32_t used_fields(uint32_t op) {
     const uint32_t base = B(LBR_L_OP) | B(LBR_L_IN0) | B(LBR_L_OUT_C) | B(LBR_L_OUT_H) | B(LBR_L_OUT_W);
     const uint32_t win = B(LBR_L_KH) | B(LBR_L_KW) | B(LBR_L_SH) | B(LBR_L_SW) | B(LBR_L_PH) | B(LBR_L_PW);
-    const uint32_t wts = B(LBR_L_W_FLOAT) | B(LBR_L_W_BITS) | B(LBR_L_W_CODES) | B(LBR_L_W_GROUP) |
-                         B(LBR_L_W_LEVELS) | B(LBR_L_W_SCALE);
+    const uint32_t wts =
+        B(LBR_L_W_FLOAT) | B(LBR_L_W_BITS) | B(LBR_L_W_CODES) | B(LBR_L_W_GROUP) | B(LBR_L_W_LEVELS) | B(LBR_L_W_SCALE);
     const uint32_t post = B(LBR_L_POST_MUL) | B(LBR_L_POST_ADD) | B(LBR_L_ACT) | B(LBR_L_OUT_BITS) | B(LBR_L_ENC) |
                           B(LBR_L_ENC_PARAMS) | B(LBR_L_OUT_VALUES);
     switch (op) {
@@ -315,8 +314,8 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
     if (!L->oh) return lfail(err, errlen, l, LBR_L_OUT_H, "is 0, must be >= 1");
     if (!L->ow) return lfail(err, errlen, l, LBR_L_OUT_W, "is 0, must be >= 1");
     if (L->oc * L->oh > LBR_MAXDIM || L->oc * L->oh * L->ow > LBR_MAXDIM)
-        return lfail(err, errlen, l, LBR_L_OUT_C, "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " exceeds 2^28 elements",
-                     L->oc, L->oh, L->ow);
+        return lfail(err, errlen, l, LBR_L_OUT_C,
+                     "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " exceeds 2^28 elements", L->oc, L->oh, L->ow);
 
     /* shapes */
     switch (op) {
@@ -332,8 +331,10 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         break;
     case LBR_OP_GEMM:
         /* KH = KW = 1 (0 accepted as "unused"), no group */
-        if (FLD(LBR_L_KH) > 1) return lfail(err, errlen, l, LBR_L_KH, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KH));
-        if (FLD(LBR_L_KW) > 1) return lfail(err, errlen, l, LBR_L_KW, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KW));
+        if (FLD(LBR_L_KH) > 1)
+            return lfail(err, errlen, l, LBR_L_KH, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KH));
+        if (FLD(LBR_L_KW) > 1)
+            return lfail(err, errlen, l, LBR_L_KW, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_KW));
         if (FLD(LBR_L_GROUP) > 1)
             return lfail(err, errlen, l, LBR_L_GROUP, "is %" PRIu32 ", must be 1 (or 0) for GEMM", FLD(LBR_L_GROUP));
         if (L->oh != 1) return lfail(err, errlen, l, LBR_L_OUT_H, "is %" PRIu64 ", must be 1 for GEMM", L->oh);
@@ -368,8 +369,8 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                          L->c, L->h, L->w, c1, h1, w1);
         if (L->oc != L->c || L->oh != L->h || L->ow != L->w)
             return lfail(err, errlen, l, LBR_L_OUT_C,
-                         "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " differs from the inputs' %" PRIu64 " x %" PRIu64
-                         " x %" PRIu64,
+                         "output %" PRIu64 " x %" PRIu64 " x %" PRIu64 " differs from the inputs' %" PRIu64
+                         " x %" PRIu64 " x %" PRIu64,
                          L->oc, L->oh, L->ow, L->c, L->h, L->w);
         break;
     }
@@ -381,14 +382,16 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         L->cg = L->c / L->g, L->og = L->oc / L->g;
         const uint64_t kk = L->kh * L->kw;
         if (kk > LBR_MAXDIM || L->cg * kk > LBR_MAXDIM)
-            return lfail(err, errlen, l, LBR_L_KH, "Kc = (C / GROUP) x KH x KW = %" PRIu64 " x %" PRIu64 " exceeds 2^28",
-                         L->cg, kk);
+            return lfail(err, errlen, l, LBR_L_KH,
+                         "Kc = (C / GROUP) x KH x KW = %" PRIu64 " x %" PRIu64 " exceeds 2^28", L->cg, kk);
         L->kc = L->cg * kk;
         const uint32_t has_f = FLD(LBR_L_W_FLOAT), has_c = FLD(LBR_L_W_CODES);
-        if (has_f && has_c) return lfail(err, errlen, l, LBR_L_W_FLOAT, "both W_FLOAT and W_CODES are set, exactly one must be");
+        if (has_f && has_c)
+            return lfail(err, errlen, l, LBR_L_W_FLOAT, "both W_FLOAT and W_CODES are set, exactly one must be");
         if (!has_f && !has_c) return lfail(err, errlen, l, LBR_L_W_CODES, "no weights: W_FLOAT and W_CODES are both 0");
         if (has_f) {
-            if ((rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->oc * L->kc, 1, &L->wf, err, errlen)) != LBR_OK) return rc;
+            if ((rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->oc * L->kc, 1, &L->wf, err, errlen)) != LBR_OK)
+                return rc;
             const int others[4] = {LBR_L_W_BITS, LBR_L_W_GROUP, LBR_L_W_LEVELS, LBR_L_W_SCALE};
             for (int i = 0; i < 4; i++)
                 if (FLD(others[i]))
@@ -399,7 +402,8 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
             if (L->w_bits < 1 || L->w_bits > 8)
                 return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
             const uint64_t J = (uint64_t)1 << L->w_bits, rw = ceil_div(L->kc * L->w_bits, 64);
-            if ((rc = get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->oc * rw, 1, &L->wc, err, errlen)) != LBR_OK) return rc;
+            if ((rc = get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->oc * rw, 1, &L->wc, err, errlen)) != LBR_OK)
+                return rc;
             L->wgroup = FLD(LBR_L_W_GROUP);
             if (L->wgroup > LBR_WG_PIXEL)
                 return lfail(err, errlen, l, LBR_L_W_GROUP, "is %" PRIu32 ", must be 0 (tensor), 1 (row) or 2 (pixel)",
@@ -418,12 +422,12 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         if ((rc = get_arr(f, l, LBR_L_POST_MUL, LBR_DT_F32, L->oc, 0, &L->pmul, err, errlen)) != LBR_OK) return rc;
         if ((rc = get_arr(f, l, LBR_L_POST_ADD, LBR_DT_F32, L->oc, 0, &L->padd, err, errlen)) != LBR_OK) return rc;
         L->act = FLD(LBR_L_ACT);
-        if (L->act > LBR_ACT_RELU) return lfail(err, errlen, l, LBR_L_ACT, "is %" PRIu32 ", must be 0 (none) or 1 (relu)", L->act);
+        if (L->act > LBR_ACT_RELU)
+            return lfail(err, errlen, l, LBR_L_ACT, "is %" PRIu32 ", must be 0 (none) or 1 (relu)", L->act);
         const uint32_t bits = FLD(LBR_L_OUT_BITS);
         L->enc = FLD(LBR_L_ENC);
         if (bits > 8) return lfail(err, errlen, l, LBR_L_OUT_BITS, "is %" PRIu32 ", must be 0 (float) .. 8", bits);
-        if (L->enc > LBR_ENC_STEPS)
-            return lfail(err, errlen, l, LBR_L_ENC, "is %" PRIu32 ", must be 0 .. 3", L->enc);
+        if (L->enc > LBR_ENC_STEPS) return lfail(err, errlen, l, LBR_L_ENC, "is %" PRIu32 ", must be 0 .. 3", L->enc);
         if (bits && L->enc == LBR_ENC_NONE)
             return lfail(err, errlen, l, LBR_L_ENC, "is 0 (none), but OUT_BITS is %" PRIu32, bits);
         if (!bits && L->enc != LBR_ENC_NONE)
@@ -433,13 +437,15 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         case LBR_ENC_NONE:
         case LBR_ENC_POT:
             if (FLD(LBR_L_ENC_PARAMS))
-                return lfail(err, errlen, l, LBR_L_ENC_PARAMS, "is %" PRIu32 ", must be 0 (no parameters) for ENC %" PRIu32,
-                             FLD(LBR_L_ENC_PARAMS), L->enc);
+                return lfail(err, errlen, l, LBR_L_ENC_PARAMS,
+                             "is %" PRIu32 ", must be 0 (no parameters) for ENC %" PRIu32, FLD(LBR_L_ENC_PARAMS),
+                             L->enc);
             break;
         case LBR_ENC_UNIFORM:
             if ((rc = get_arr(f, l, LBR_L_ENC_PARAMS, LBR_DT_F32, 1, 1, &L->encp, err, errlen)) != LBR_OK) return rc;
             if (!(rdf(&L->encp, 0) > 0) || !isfinite(rdf(&L->encp, 0)))
-                return lfail(err, errlen, l, LBR_L_ENC_PARAMS, "range %g must be finite and > 0", (double)rdf(&L->encp, 0));
+                return lfail(err, errlen, l, LBR_L_ENC_PARAMS, "range %g must be finite and > 0",
+                             (double)rdf(&L->encp, 0));
             break;
         case LBR_ENC_STEPS:
             if ((rc = get_arr(f, l, LBR_L_ENC_PARAMS, LBR_DT_F32, K, 1, &L->encp, err, errlen)) != LBR_OK) return rc;
@@ -467,7 +473,8 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         if (linear_in) {
             const float v1 = rdf(&L->in_vals[0], 1);
             linear_in = rdf(&L->in_vals[0], 0) == 0.0f;
-            for (uint64_t j = 2; linear_in && j < L->in_vals[0].count; j++) linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
+            for (uint64_t j = 2; linear_in && j < L->in_vals[0].count; j++)
+                linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
             L->step_in = v1;
         }
         if (!(opt && opt->float_only) && L->wc.data && linear_in && L->wgroup != LBR_WG_PIXEL && L->kc <= LBR_KMAX) {
@@ -482,9 +489,12 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                     s8 &= a <= 127;
                     pow2 &= a == 0 || (a <= 128 && (a & (a - 1)) == 0);
                 }
-                if (tern) L->path = LBR_PATH_BITSERIAL;
-                else if (pow2 && opt && opt->prefer_shift) L->path = LBR_PATH_SHIFT;
-                else if (s8) L->path = LBR_PATH_S8U8;
+                if (tern)
+                    L->path = LBR_PATH_BITSERIAL;
+                else if (pow2 && opt && opt->prefer_shift)
+                    L->path = LBR_PATH_SHIFT;
+                else if (s8)
+                    L->path = LBR_PATH_S8U8;
             }
         }
     }
@@ -494,9 +504,9 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
 /* ------------------------------------------------------------------ layout */
 
 typedef struct planner {
-    uint8_t *base;   /* NULL: only count */
+    uint8_t *base; /* NULL: only count */
     uint64_t off;
-    int over;        /* a size passed LBR_LIMIT */
+    int over; /* a size passed LBR_LIMIT */
 } planner;
 
 static void *take(planner *p, uint64_t bytes) {
@@ -599,8 +609,10 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     for (uint64_t o = 0; o < O; o++) {
         const float pm = L->pmul.data ? rdf(&L->pmul, o) : 1.0f, pa = L->padd.data ? rdf(&L->padd, o) : 0.0f;
         float mul = pm;
-        if (R->path == LBR_PATH_BUCKET) mul = L->step_in * pm;
-        else if (R->path != LBR_PATH_FLOAT) mul = rdf(&L->scale, L->wgroup == LBR_WG_ROW ? o : 0) * L->step_in * pm;
+        if (R->path == LBR_PATH_BUCKET)
+            mul = L->step_in * pm;
+        else if (R->path != LBR_PATH_FLOAT)
+            mul = rdf(&L->scale, L->wgroup == LBR_WG_ROW ? o : 0) * L->step_in * pm;
         R->mul[o] = mul;
         R->add[o] = pa;
     }
@@ -684,7 +696,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         R->op = (int)L.op, R->path = L.path, R->act = (int)L.act, R->enc = (int)L.enc;
         R->src0 = L.src[0], R->src1 = L.src[1];
         R->c = (int)L.c, R->h = (int)L.h, R->w = (int)L.w, R->oc = (int)L.oc, R->oh = (int)L.oh, R->ow = (int)L.ow;
-        R->kh = (int)L.kh, R->kw = (int)L.kw, R->sh = (int)L.sh, R->sw = (int)L.sw, R->ph = (int)L.ph, R->pw = (int)L.pw;
+        R->kh = (int)L.kh, R->kw = (int)L.kw, R->sh = (int)L.sh, R->sw = (int)L.sw, R->ph = (int)L.ph,
+        R->pw = (int)L.pw;
         R->g = (int)L.g, R->count_pad = (int)L.count_pad;
         R->cg = (int)L.cg, R->og = (int)L.og, R->kc = (int)L.kc;
         R->in_bits = (int)L.in_bits[0], R->in1_bits = (int)L.in_bits[1], R->out_bits = (int)L.out_bits;
@@ -715,9 +728,9 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                     R->add[o] = L.padd.data ? rdf(&L.padd, o) : 0.0f;
                 }
             /* no multiplies: the elements a window or sum reads */
-            R->macs = L.op == LBR_OP_GAP ? L.c * L.h * L.w
-                    : L.op == LBR_OP_ADD ? O * ohw
-                                         : mul_sat(O * ohw, mul_sat(L.kh, L.kw));
+            R->macs = L.op == LBR_OP_GAP   ? L.c * L.h * L.w
+                      : L.op == LBR_OP_ADD ? O * ohw
+                                           : mul_sat(O * ohw, mul_sat(L.kh, L.kw));
         }
         switch (L.path) {
         case LBR_PATH_S8U8: R->variant = m->vname[LBR_K_S8U8]; break;
@@ -735,7 +748,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                      "the last layer outputs %" PRIu32 "-bit codes, the logits must be float", L.out_bits);
     if (L.oc * L.oh * L.ow != f->n_outputs)
         return lfail(err, errlen, last, LBR_L_OUT_C,
-                     "the last layer gives %" PRIu64 " x %" PRIu64 " x %" PRIu64 " outputs, the header's n_outputs is %" PRIu32,
+                     "the last layer gives %" PRIu64 " x %" PRIu64 " x %" PRIu64
+                     " outputs, the header's n_outputs is %" PRIu32,
                      L.oc, L.oh, L.ow, f->n_outputs);
 
     /* the input, each layer's output, the scratch */
@@ -747,7 +761,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         } else {
             rt[l].out = take(&P, B * rt[l].out_per * (rt[l].out_bits ? 1 : sizeof(float)));
         }
-        if (P.over) return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes at max_batch %d", max_batch);
+        if (P.over)
+            return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes at max_batch %d", max_batch);
     }
     uint8_t *col = take(&P, col_b);
     uint64_t *planes = take(&P, planes_b);
@@ -755,8 +770,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
     int32_t *bacc = take(&P, bacc_b);
     if (P.over) return fail(err, errlen, LBR_ERR_FORMAT, "arena: the model's buffers exceed 2^62 bytes");
     if (P.off > SIZE_MAX)
-        return fail(err, errlen, LBR_ERR_FORMAT, "arena: the model needs %" PRIu64 " bytes, more than this host addresses",
-                    P.off);
+        return fail(err, errlen, LBR_ERR_FORMAT,
+                    "arena: the model needs %" PRIu64 " bytes, more than this host addresses", P.off);
     *need = P.off;
     if (m) {
         m->input = input;
@@ -798,8 +813,7 @@ int lbr_load(lbr_model **out, const void *buf, size_t len, int max_batch, void *
     if (out) *out = NULL;
     if (!out || !buf || !arena) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: out, buf or arena is NULL");
     if (max_batch < 1) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: max_batch %d, must be >= 1", max_batch);
-    if ((uintptr_t)arena % 64)
-        return fail(err, errlen, LBR_ERR_ARG, "lbr_load: the arena is not 64-byte aligned");
+    if ((uintptr_t)arena % 64) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: the arena is not 64-byte aligned");
     lbr_file f;
     int rc = lbr_file_open(&f, buf, len, err, errlen);
     if (rc != LBR_OK) return rc;
@@ -831,8 +845,10 @@ static inline uint8_t encode(const lbr_layer_rt *R, float y) {
 /* activation, then the output's kind, at element i of the layer's output */
 static inline void emit(const lbr_layer_rt *R, size_t i, float y) {
     if (R->act == LBR_ACT_RELU) y = y > 0.0f ? y : 0.0f;
-    if (R->out_bits) ((uint8_t *)R->out)[i] = encode(R, y);
-    else ((float *)R->out)[i] = y;
+    if (R->out_bits)
+        ((uint8_t *)R->out)[i] = encode(R, y);
+    else
+        ((float *)R->out)[i] = y;
 }
 
 /* Rows r0 .. r0 + nr - 1 of group g's im2col (row r: sample r / (OH OW), output pixel
@@ -849,8 +865,12 @@ static void im2col_u8(const lbr_layer_rt *R, int g, size_t r0, int nr, uint8_t *
             const int64_t iy = oy * R->sh - R->ph + ky;
             for (int kx = 0; kx < R->kw; kx++, d += cg) {
                 const int64_t ix = ox * R->sw - R->pw + kx;
-                if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w) memset(d, 0, cg);
-                else memcpy(d, in + ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg, cg);
+                if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w)
+                    memset(d, 0, cg);
+                else
+                    memcpy(d,
+                           in + ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg,
+                           cg);
             }
         }
         if (ld > (size_t)R->kc) memset(dst + (size_t)m * ld + R->kc, 0, ld - (size_t)R->kc);

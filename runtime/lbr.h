@@ -84,7 +84,7 @@ typedef enum {
     LBR_PATH_FLOAT,         /* float weights or float input: decoded values, float dot products */
     LBR_PATH_S8U8,          /* integer levels |l| <= 127 x codes */
     LBR_PATH_BITSERIAL,     /* levels in {-1, 0, +1} x codes as bit planes */
-    LBR_PATH_SHIFT,         /* levels 0 or +-2^e, e <= 7, x codes (only when asked: LBR_PREFER_SHIFT) */
+    LBR_PATH_SHIFT,         /* levels 0 or +-2^e, e <= 7, x codes (only when asked: lbr_options.prefer_shift) */
     LBR_PATH_BUCKET,        /* codebook weights of <= 4 bits x codes as bit planes */
     LBR_PATH_COUNT
 } lbr_path;

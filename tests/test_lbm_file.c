@@ -511,7 +511,9 @@ static void test_layers(const fixture *x) {
                 expect_err(w, x->len, LBR_ERR_FORMAT, part, what, ctx);
                 put32(w + at + 4 * (size_t)k, UINT32_MAX);
                 fix_tables(w);
-                expect_err(w, x->len, LBR_ERR_FORMAT, part, "reserved fields (25 .. 31) must be 0", ctx);
+                char rs[64];
+                snprintf(rs, sizeof rs, "reserved fields (%d .. %d) must be 0", LBR_LAYER_RESERVED, LBR_LAYER_FIELDS - 1);
+                expect_err(w, x->len, LBR_ERR_FORMAT, part, rs, ctx);
             } else {
                 lbr_file f;
                 CHECK_MSG(lbr_file_open(&f, w, x->len, NULL, 0) == LBR_OK, "%s", ctx);
@@ -607,7 +609,9 @@ static void test_builder_errors(void) {
     layer[LBR_LAYER_RESERVED] = 1;
     CHECK_OK(lbm_add_layer(&b, layer, NULL));
     CHECK_STATUS(lbm_build(&b, &buf, &len), LB_ERR_INVALID);
-    CHECK_MSG(strstr(lb_last_error(), "layer 0: field 25 is 1") != NULL, "%s", lb_last_error());
+    char want[64];
+    snprintf(want, sizeof want, "layer 0: field %d is 1", LBR_LAYER_RESERVED);
+    CHECK_MSG(strstr(lb_last_error(), want) != NULL, "%s", lb_last_error());
     lbm_builder_free(&b);
     CHECK(b.n_layers == 0 && b.layers == NULL);
     lbm_builder_free(&b); /* twice is harmless */

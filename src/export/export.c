@@ -454,7 +454,7 @@ static lb_status emit(exporter *e, int i) {
         L[LBR_L_KH] = (uint32_t)n->kh; L[LBR_L_KW] = (uint32_t)n->kw;
         L[LBR_L_SH] = (uint32_t)n->sh; L[LBR_L_SW] = (uint32_t)n->sw;
         L[LBR_L_PH] = (uint32_t)n->ph; L[LBR_L_PW] = (uint32_t)n->pw;
-        L[LBR_L_COUNT_PAD] = (uint32_t)n->count_include_pad;
+        if (n->op == LB_OP_AVGPOOL) L[LBR_L_COUNT_PAD] = (uint32_t)n->count_include_pad;
         break;
     case LB_OP_GAP: L[LBR_L_OP] = LBR_OP_GAP; break;
     case LB_OP_ADD:

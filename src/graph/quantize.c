@@ -143,7 +143,7 @@ static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role) 
 
 lb_status lb_model_set_quant(lb_model *m, const char *qstr, int quant_all) {
     lb_qcfg def;
-    lb_status s;
+    lb_status s = LB_OK;
     if (qstr) {
         if ((s = lb_qcfg_parse(&def, qstr, "--quant"))) return s;
     } else {

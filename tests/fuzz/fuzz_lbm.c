@@ -11,7 +11,14 @@
  * An accepted file must keep the loader's promises: every array inside the buffer with
  * the bytes its dtype and count imply, aligned, in order and not overlapping, after the
  * tables; reserved layer fields 0; out-of-range queries answered without a read. Reading
- * every byte lets ASan catch a bad pointer. A refused one leaves a message and *f zeroed. */
+ * every byte lets ASan catch a bad pointer. A refused one leaves a message and *f zeroed.
+ *
+ * An accepted container then goes to the executor (runtime/lbr.c): lbr_plan at
+ * max_batch 2 and, when it accepts the layers and the arena is below 64 MiB, lbr_load
+ * into an exact-size arena and one lbr_run of zeros (inputs up to 2^20 floats, and up to
+ * 2^24 multiply-adds per sample so a replay stays quick). A refusal must come with a
+ * message. */
+#include "lbr.h"
 #include "lbr_file.h"
 
 #include <stdint.h>
@@ -26,6 +33,37 @@ static uint32_t rd32(const uint8_t *p) {
 static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 static void wr32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* plan, load and run an opened file; any refusal must say why */
+static void run_model(const uint8_t *buf, size_t len, const lbr_file *f) {
+    char err[256] = "";
+    size_t need = 0;
+    if (lbr_plan(buf, len, 2, &need, err, sizeof err) != LBR_OK) {
+        if (!err[0] || need) abort();
+        return;
+    }
+    if (need == 0 || need >= ((size_t)64 << 20)) return;
+    const uint64_t nin = (uint64_t)f->in_c * f->in_h * f->in_w * 2;
+    if (nin > ((uint64_t)1 << 20)) return;
+    /* an exact-size block: ASan's redzone starts at need */
+    void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
+    float *x = calloc((size_t)nin, sizeof(float)), *out = malloc(sizeof(float) * 2 * (size_t)f->n_outputs);
+    lbr_model *m = NULL;
+    if (arena && x && out) {
+        if (lbr_load(&m, buf, len, 2, arena, need, NULL, err, sizeof err) != LBR_OK || !m) abort();
+        if (lbr_num_outputs(m) != (int)f->n_outputs || lbr_num_layers(m) != (int)f->n_layers) abort();
+        uint64_t macs = 0;
+        for (int i = 0; i < lbr_num_layers(m); i++) {
+            lbr_layer_info li;
+            if (lbr_layer(m, i, &li) != LBR_OK || (unsigned)li.path >= LBR_PATH_COUNT) abort();
+            macs += li.macs < ((uint64_t)1 << 40) ? li.macs : ((uint64_t)1 << 40);
+        }
+        if (macs <= ((uint64_t)1 << 24) && lbr_run(m, x, 2, out) != LBR_OK) abort();
+    }
+    free(out);
+    free(x);
+    free(arena);
 }
 
 static void check(const uint8_t *buf, size_t len) {
@@ -68,6 +106,7 @@ static void check(const uint8_t *buf, size_t len) {
     if (lbr_layer_field(&f, f.n_layers, 0) || lbr_layer_field(&f, 0, -1) || lbr_layer_field(&f, 0, LBR_LAYER_FIELDS))
         abort();
     (void)sink;
+    run_model(buf, len, &f);
 }
 
 /* Recompute every CRC that can be located inside w[0 .. len), innermost first (arrays,

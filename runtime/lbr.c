@@ -75,6 +75,11 @@ typedef struct lbr_layer_rt {
     float *cb;                       /* BUCKET: codebook */
     float *mul, *add;                /* per output channel */
     float *encp;                     /* decoded ENC_PARAMS */
+    /* integer paths with code outputs: the code is a monotone step function of the integer
+     * sum, so it is counted against per-channel integer thresholds (acc_thresholds) */
+    int32_t *thr;                    /* [j * O + o], the smallest sgn[o] * acc with code > j */
+    int32_t *tsg;                    /* per channel: +1, or -1 where the code falls as acc rises */
+    int use_thr;
     uint64_t macs;
     const char *variant;
 } lbr_layer_rt;
@@ -620,6 +625,8 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
         for (uint64_t i = 0; i < L->scale.count; i++) R->cb[i] = rdf(&L->scale, i);
 }
 
+static void acc_thresholds(lbr_layer_rt *R, const lay *L);
+
 /* Validate every layer and lay the model out: sizes only (base NULL, *need set), or the
  * model itself in base (*out set). */
 static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8_t *base, uint64_t *need,
@@ -652,7 +659,7 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         const int weighted = L.op == LBR_OP_CONV || L.op == LBR_OP_GEMM;
         const int identity = L.path == LBR_PATH_FLOAT && L.in_bits[0] == 0 && L.kh == 1 && L.kw == 1 && L.sh == 1 &&
                              L.sw == 1 && L.ph == 0 && L.pw == 0 && L.g == 1;
-        void *wts = NULL, *wts2 = NULL, *cb = NULL, *mul = NULL, *add = NULL;
+        void *wts = NULL, *wts2 = NULL, *cb = NULL, *mul = NULL, *add = NULL, *thr = NULL, *tsg = NULL;
         if (weighted) {
             switch (L.path) {
             case LBR_PATH_FLOAT: wts = take(&P, L.g * ceil_div(L.og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
@@ -670,6 +677,10 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
             }
             mul = take(&P, O * sizeof(float));
             add = take(&P, O * sizeof(float));
+            if (L.out_bits && L.path != LBR_PATH_FLOAT && L.path != LBR_PATH_BUCKET) {
+                thr = take(&P, O * (((uint64_t)1 << L.out_bits) - 1) * sizeof(int32_t));
+                tsg = take(&P, O * sizeof(int32_t));
+            }
             /* scratch of this layer */
             uint64_t col = 0, acc = rows * O * 4;
             if (L.path == LBR_PATH_FLOAT) {
@@ -715,11 +726,13 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         R->wq = wts2;
         R->cb = cb;
         R->mul = mul, R->add = add;
+        R->thr = thr, R->tsg = tsg;
         R->encp = encp;
         for (uint64_t i = 0; i < L.encp.count; i++) R->encp[i] = rdf(&L.encp, i);
         for (uint64_t i = 0; outv && i < L.outv.count; i++) ((float *)outv)[i] = rdf(&L.outv, i);
         if (weighted) {
             fill_weights(R, &L);
+            if (thr) acc_thresholds(R, &L);
             R->macs = mul_sat(mul_sat(ohw, O), kc);
         } else {
             if (L.op == LBR_OP_ADD)
@@ -851,6 +864,109 @@ static inline void emit(const lbr_layer_rt *R, size_t i, float y) {
         ((float *)R->out)[i] = y;
 }
 
+/* The code of output channel o for the integer sum acc: emit's own float arithmetic. */
+static inline uint8_t code_of_acc(const lbr_layer_rt *R, size_t o, int64_t acc) {
+    float y = (float)acc * R->mul[o] + R->add[o];
+    if (R->act == LBR_ACT_RELU) y = y > 0.0f ? y : 0.0f;
+    return encode(R, y);
+}
+
+/* Integer thresholds (the deploy issue's "activation quantizers turned into integer
+ * thresholds"): with finite mul and add and an increasing encoder, the code is a monotone
+ * step function of acc (float rounding is monotone), rising when mul > 0 and falling when
+ * mul < 0. So thr[j][o] = the smallest a = tsg[o] * acc with code > j, found by bisection
+ * on code_of_acc itself over |acc| <= B (the most a sum can reach), gives
+ * code = #{j : a >= thr[j][o]}: the same code as the float arithmetic for every acc,
+ * by construction, and counting it vectorises across channels. */
+static void acc_thresholds(lbr_layer_rt *R, const lay *L) {
+    const size_t O = (size_t)R->oc;
+    const int kmax = (1 << R->out_bits) - 1;
+    R->use_thr = R->enc != LBR_ENC_STEPS || (R->encp[0] > 0.0f && R->encp[0] <= 3.4e38f);
+    for (size_t o = 0; o < O && R->use_thr; o++)
+        R->use_thr = R->mul[o] - R->mul[o] == 0.0f && R->add[o] - R->add[o] == 0.0f; /* finite */
+    if (!R->use_thr) return;
+    int64_t maxlev = 0;
+    for (uint64_t j = 0; j < ((uint64_t)1 << L->w_bits); j++) {
+        const int64_t v = rdi(&L->lev, j);
+        maxlev = v < 0 ? (-v > maxlev ? -v : maxlev) : (v > maxlev ? v : maxlev);
+    }
+    /* |acc| <= B < 2^31 (lbr_kernels.h: K <= 65536, |level| <= 128, codes <= 255) */
+    const int64_t B = (int64_t)R->kc * maxlev * ((1 << R->in_bits) - 1);
+    for (size_t o = 0; o < O; o++) {
+        const int64_t sg = R->mul[o] < 0.0f ? -1 : 1;
+        R->tsg[o] = (int32_t)sg;
+        for (int j = 0; j < kmax; j++) {
+            int32_t t;
+            if (code_of_acc(R, o, sg * -B) > j) t = (int32_t)-B;            /* always */
+            else if (code_of_acc(R, o, sg * B) <= j) t = (int32_t)(B + 1);  /* never */
+            else { /* code(lo) <= j < code(hi) */
+                int64_t lo = -B, hi = B;
+                while (hi - lo > 1) {
+                    const int64_t mid = lo + (hi - lo) / 2;
+                    if (code_of_acc(R, o, sg * mid) > j) hi = mid;
+                    else lo = mid;
+                }
+                t = (int32_t)hi;
+            }
+            R->thr[(size_t)j * O + o] = t;
+        }
+    }
+}
+
+/* One output row (O channels) from integer sums: codes by counting thresholds. */
+static void emit_row_thr(const lbr_layer_rt *R, const int32_t *restrict acc, uint8_t *restrict dst) {
+    enum { CH = 64 };
+    const size_t O = (size_t)R->oc;
+    const int kmax = (1 << R->out_bits) - 1;
+    for (size_t o0 = 0; o0 < O; o0 += CH) {
+        const size_t n = O - o0 < CH ? O - o0 : CH;
+        int32_t a[CH], c[CH];
+        for (size_t i = 0; i < n; i++) {
+            a[i] = acc[o0 + i] * R->tsg[o0 + i];
+            c[i] = 0;
+        }
+        for (int j = 0; j < kmax; j++) {
+            const int32_t *t = R->thr + (size_t)j * O + o0;
+            for (size_t i = 0; i < n; i++) c[i] += a[i] >= t[i];
+        }
+        for (size_t i = 0; i < n; i++) dst[o0 + i] = (uint8_t)c[i];
+    }
+}
+
+/* One output row from float sums: y = s mul + add, the activation, then codes or floats.
+ * Steps are counted rather than searched (the same code: the thresholds are sorted), so
+ * the loop vectorises across channels. */
+static void emit_row_float(const lbr_layer_rt *R, const float *restrict s, size_t at) {
+    enum { CH = 64 };
+    const size_t O = (size_t)R->oc;
+    for (size_t o0 = 0; o0 < O; o0 += CH) {
+        const size_t n = O - o0 < CH ? O - o0 : CH;
+        float y[CH];
+        for (size_t i = 0; i < n; i++) {
+            const float v = s[o0 + i] * R->mul[o0 + i] + R->add[o0 + i];
+            y[i] = R->act == LBR_ACT_RELU ? (v > 0.0f ? v : 0.0f) : v;
+        }
+        if (!R->out_bits) {
+            memcpy((float *)R->out + at + o0, y, n * sizeof(float));
+        } else if (R->enc == LBR_ENC_STEPS) {
+            const int kmax = (1 << R->out_bits) - 1;
+            const float beta = R->encp[0];
+            int32_t c[CH];
+            for (size_t i = 0; i < n; i++) {
+                y[i] *= beta;
+                c[i] = 0;
+            }
+            for (int j = 0; j < kmax; j++) {
+                const float t = R->encp[1 + j];
+                for (size_t i = 0; i < n; i++) c[i] += t <= y[i];
+            }
+            for (size_t i = 0; i < n; i++) ((uint8_t *)R->out)[at + o0 + i] = (uint8_t)c[i];
+        } else {
+            for (size_t i = 0; i < n; i++) ((uint8_t *)R->out)[at + o0 + i] = encode(R, y[i]);
+        }
+    }
+}
+
 /* Rows r0 .. r0 + nr - 1 of group g's im2col (row r: sample r / (OH OW), output pixel
  * r % (OH OW); columns in (kh, kw, c) order; padding code 0): codes into byte rows of
  * stride ld (zero padded from Kc to ld), or values into float rows of stride Kc. */
@@ -908,12 +1024,18 @@ static void im2col_f32(const lbr_layer_rt *R, int g, size_t r0, int nr, float *d
 static void pack_planes(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
     const int KW = lbr_words(K);
     for (int m = 0; m < nr; m++) {
-        const uint8_t *row = a + (size_t)m * ld;
+        const uint8_t *row = a + (size_t)m * ld; /* ld >= 64 * KW bytes, zero past K */
         for (int wi = 0; wi < KW; wi++) {
             uint64_t w[8] = {0};
-            const int end = K < (wi + 1) * 64 ? K : (wi + 1) * 64;
-            for (int k = wi * 64; k < end; k++)
-                for (int p = 0; p < bits; p++) w[p] |= (uint64_t)(row[k] >> p & 1u) << (k & 63);
+            /* 8 codes a step: bit p of each byte gathered into 8 bits by one multiply
+             * (the partial products land on distinct bits, so nothing carries) */
+            for (int b = 0; b < 8; b++) {
+                const uint8_t *q = row + (size_t)wi * 64 + (size_t)b * 8;
+                uint64_t x = 0; /* little-endian on any host; one load where the host is */
+                for (int i = 0; i < 8; i++) x |= (uint64_t)q[i] << (8 * i);
+                for (int p = 0; p < bits; p++)
+                    w[p] |= ((((x >> p) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56) << (8 * b);
+            }
             for (int p = 0; p < bits; p++) pl[((size_t)m * bits + p) * KW + wi] = w[p];
         }
     }
@@ -1020,9 +1142,14 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
         const int fl = R->path == LBR_PATH_FLOAT || R->path == LBR_PATH_BUCKET;
         for (int m = 0; m < nr; m++) {
             const size_t at = (r0 + (size_t)m) * O;
-            for (size_t o = 0; o < O; o++) {
-                const float s = fl ? y[(size_t)m * O + o] : (float)acc[(size_t)m * O + o];
-                emit(R, at + o, s * R->mul[o] + R->add[o]);
+            if (fl) {
+                emit_row_float(R, y + (size_t)m * O, at);
+            } else if (R->use_thr) {
+                emit_row_thr(R, acc + (size_t)m * O, (uint8_t *)R->out + at);
+            } else {
+                float *ym = y + (size_t)m * O; /* in place: acc and y share the buffer */
+                for (size_t o = 0; o < O; o++) ym[o] = (float)acc[(size_t)m * O + o];
+                emit_row_float(R, ym, at);
             }
         }
     }

@@ -29,7 +29,7 @@
  * alignment of the file buffer work. Everything is read once, at load. */
 #include "lbr.h"
 
-#include "kernels/lbr_kernels.h"
+#include "kernels/lbr_kernels_impl.h"
 #include "lbr_quant.h"
 
 #include <inttypes.h>
@@ -37,6 +37,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#if LBR_X86
+#include <immintrin.h>
+#endif
 
 #define LBR_ROWS 256                   /* im2col rows per kernel call */
 #define LBR_LIMIT ((uint64_t)1 << 62)  /* bound on every size computed: sums cannot overflow u64 */
@@ -97,6 +100,7 @@ struct lbr_model {
     lbr_s8u8_fn s8u8;
     lbr_shift_fn shift;
     lbr_bucket_fn bucket;
+    void (*pack)(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl);
     const char *vname[LBR_K_COUNT];
 };
 
@@ -533,6 +537,55 @@ static uint32_t code_at(const uint8_t *row, uint64_t k, uint32_t bits) {
     return (uint32_t)(v & ((1u << bits) - 1));
 }
 
+/* byte rows (stride ld) of b-bit codes into bit planes (lbr_kernels.h) */
+static void pack_planes(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
+    const int KW = lbr_words(K);
+    for (int m = 0; m < nr; m++) {
+        const uint8_t *row = a + (size_t)m * ld; /* ld >= 64 * KW bytes, zero past K */
+        for (int wi = 0; wi < KW; wi++) {
+            uint64_t w[8] = {0};
+            /* 8 codes a step: bit p of each byte gathered into 8 bits by one multiply
+             * (the partial products land on distinct bits, so nothing carries) */
+            for (int b = 0; b < 8; b++) {
+                const uint8_t *q = row + (size_t)wi * 64 + (size_t)b * 8;
+                uint64_t x = 0; /* little-endian on any host; one load where the host is */
+                for (int i = 0; i < 8; i++) x |= (uint64_t)q[i] << (8 * i);
+                for (int p = 0; p < bits; p++)
+                    w[p] |= ((((x >> p) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56) << (8 * b);
+            }
+            for (int p = 0; p < bits; p++) pl[((size_t)m * bits + p) * KW + wi] = w[p];
+        }
+    }
+}
+
+#if LBR_X86
+/* The same planes, 64 codes a step: bit p of every byte is one mask instruction. */
+LBR_TARGET_AVX512 static void pack_planes_avx512(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
+    const int KW = lbr_words(K);
+    for (int m = 0; m < nr; m++)
+        for (int wi = 0; wi < KW; wi++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(a + (size_t)m * ld + (size_t)wi * 64));
+            for (int p = 0; p < bits; p++)
+                pl[((size_t)m * bits + p) * KW + wi] = (uint64_t)_mm512_test_epi8_mask(v, _mm512_set1_epi8((char)(1 << p)));
+        }
+}
+LBR_TARGET_AVX2 static void pack_planes_avx2(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
+    const int KW = lbr_words(K);
+    for (int m = 0; m < nr; m++)
+        for (int wi = 0; wi < KW; wi++) {
+            const uint8_t *q = a + (size_t)m * ld + (size_t)wi * 64;
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)q);
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(q + 32));
+            for (int p = 0; p < bits; p++) { /* bit p to the sign bit, then movemask */
+                const __m128i sh = _mm_cvtsi32_si128(7 - p);
+                const uint32_t l = (uint32_t)_mm256_movemask_epi8(_mm256_sll_epi16(lo, sh));
+                const uint32_t h = (uint32_t)_mm256_movemask_epi8(_mm256_sll_epi16(hi, sh));
+                pl[((size_t)m * bits + p) * KW + wi] = (uint64_t)l | (uint64_t)h << 32;
+            }
+        }
+}
+#endif
+
 static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
@@ -544,6 +597,9 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
         if (opt && opt->ref_kernels)
             for (int i = 0; i < n; i++)
                 if (!strcmp(v[i].name, "ref")) pick = i;
+        if (opt && opt->avx2_only && !opt->ref_kernels)
+            for (int i = 0; i < n; i++)
+                if (!strcmp(v[i].name, "avx2")) pick = i;
         if (pick >= 0) fn[fam] = v[pick].fn, m->vname[fam] = v[pick].name;
     }
     /* the references, should a list ever come back empty */
@@ -553,6 +609,13 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     m->bucket = fn[LBR_K_BUCKET] ? (lbr_bucket_fn)fn[LBR_K_BUCKET] : lbr_bucket_ref;
     for (int fam = 0; fam < LBR_K_COUNT; fam++)
         if (!m->vname[fam]) m->vname[fam] = "ref";
+    m->pack = pack_planes;
+#if LBR_X86
+    if (!(opt && opt->ref_kernels)) {
+        if (cpu.avx512bw && !(opt && opt->avx2_only)) m->pack = pack_planes_avx512;
+        else if (cpu.avx2) m->pack = pack_planes_avx2;
+    }
+#endif
 }
 
 /* The weights of a CONV/GEMM layer in its path's layout, and mul/add. */
@@ -811,7 +874,7 @@ int lbr_plan(const void *buf, size_t len, int max_batch, size_t *bytes, char *er
     /* the options that change the layout: the largest of their plans fits any of them */
     uint64_t most = 0;
     for (int v = 0; v < 4; v++) {
-        lbr_options o = {0, v & 1, v >> 1};
+        lbr_options o = {.float_only = v & 1, .prefer_shift = v >> 1};
         uint64_t need = 0;
         if ((rc = build(&f, max_batch, &o, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
         if (need > most) most = need;
@@ -1020,26 +1083,6 @@ static void im2col_f32(const lbr_layer_rt *R, int g, size_t r0, int nr, float *d
     }
 }
 
-/* byte rows (stride ld) of b-bit codes into bit planes (lbr_kernels.h) */
-static void pack_planes(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl) {
-    const int KW = lbr_words(K);
-    for (int m = 0; m < nr; m++) {
-        const uint8_t *row = a + (size_t)m * ld; /* ld >= 64 * KW bytes, zero past K */
-        for (int wi = 0; wi < KW; wi++) {
-            uint64_t w[8] = {0};
-            /* 8 codes a step: bit p of each byte gathered into 8 bits by one multiply
-             * (the partial products land on distinct bits, so nothing carries) */
-            for (int b = 0; b < 8; b++) {
-                const uint8_t *q = row + (size_t)wi * 64 + (size_t)b * 8;
-                uint64_t x = 0; /* little-endian on any host; one load where the host is */
-                for (int i = 0; i < 8; i++) x |= (uint64_t)q[i] << (8 * i);
-                for (int p = 0; p < bits; p++)
-                    w[p] |= ((((x >> p) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56) << (8 * b);
-            }
-            for (int p = 0; p < bits; p++) pl[((size_t)m * bits + p) * KW + wi] = w[p];
-        }
-    }
-}
 
 /* y[m][o] = sum_k w[o][k] x[m][k] for nr rows and og outputs, each sum in k order in a
  * float, LBR_BLK outputs at a time so that the compiler vectorises across outputs.
@@ -1119,12 +1162,12 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                 break;
             case LBR_PATH_BITSERIAL:
                 im2col_u8(R, g, r0, nr, M->col, KB);
-                pack_planes(M->col, KB, nr, kc, R->in_bits, M->planes);
+                M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);
                 M->bitserial(nr, og, kc, R->in_bits, M->planes, R->wp + o0 * KW, R->wq + o0 * KW, acc + o0, (int)O);
                 break;
             case LBR_PATH_BUCKET:
                 im2col_u8(R, g, r0, nr, M->col, KB);
-                pack_planes(M->col, KB, nr, kc, R->in_bits, M->planes);
+                M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);
                 M->bucket(nr, og, kc, R->in_bits, R->w_bits, M->planes, R->wp + o0 * (size_t)R->w_bits * KW, M->bacc);
                 for (int m = 0; m < nr; m++)
                     for (int n = 0; n < og; n++) {

@@ -95,6 +95,7 @@ typedef struct lbr_options {
     int ref_kernels;     /* 1: every integer kernel's scalar reference (bit-identical results) */
     int float_only;      /* 1: every layer on LBR_PATH_FLOAT: the values training computes with */
     int prefer_shift;    /* 1: power-of-two levels take LBR_PATH_SHIFT rather than S8U8 */
+    int avx2_only;       /* 1: AVX2 variants even where AVX-512 runs (tests, benchmarks; same bits) */
 } lbr_options;
 
 typedef struct lbr_model lbr_model;

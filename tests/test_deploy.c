@@ -123,7 +123,7 @@ static void check_cfg(const cfg *c, const float *x) {
     lb_export_info info;
     CHECK_OK(lb_export_lbm_buffer(m, &buf, &len, &info));
     lbr_path paths[16] = {0};
-    lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1};
+    lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1}, avx2 = {.avx2_only = 1};
     if (!buf || run_lbm(buf, len, &best, x, N, out, paths)) {
         CHECK_MSG(0, "%s: export or runtime failed", c->quant);
         goto done;
@@ -152,6 +152,8 @@ static void check_cfg(const cfg *c, const float *x) {
     /* integer kernels: the SIMD variants give the references' bits */
     CHECK(!run_lbm(buf, len, &refk, x, N, out2, NULL));
     CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and ref kernels differ", c->quant);
+    CHECK(!run_lbm(buf, len, &avx2, x, N, out2, NULL));
+    CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and AVX2 kernels differ", c->quant);
     /* every layer in float on the decoded values: the same predictions */
     CHECK(!run_lbm(buf, len, &flt, x, N, out2, NULL));
     agree = close = 0;

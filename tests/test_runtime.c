@@ -530,10 +530,10 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
     ref_forward(t, last, x, batch, T);
     size_t len;
     uint8_t *buf = serialize(t, last, 0, NULL, 0, &len);
-    const lbr_options opts[4] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
-    const char *oname[4] = {"best", "ref_kernels", "float_only", "prefer_shift"};
-    float *out[4];
-    for (int k = 0; k < 4; k++) {
+    const lbr_options opts[5] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+    const char *oname[5] = {"best", "ref_kernels", "float_only", "prefer_shift", "avx2_only"};
+    float *out[5];
+    for (int k = 0; k < 5; k++) {
         char ctx[128];
         snprintf(ctx, sizeof ctx, "%s, %s", name, oname[k]);
         out[k] = calloc(batch * per, sizeof(float));
@@ -557,6 +557,7 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
         compare(ctx, L, &T[last], out[k], batch, 1e-4, exact);
     }
     CHECK_MSG(!memcmp(out[0], out[1], batch * per * sizeof(float)), "%s: ref kernels differ from the best", name);
+    CHECK_MSG(!memcmp(out[0], out[4], batch * per * sizeof(float)), "%s: AVX2 kernels differ from the best", name);
     if (exact) {
         CHECK_MSG(!memcmp(out[0], out[2], batch * per * sizeof(float)), "%s: float_only differs", name);
         CHECK_MSG(!memcmp(out[0], out[3], batch * per * sizeof(float)), "%s: prefer_shift differs", name);
@@ -569,7 +570,7 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
             CHECK_MSG(!memcmp(one, out[0] + n * per, per * sizeof(float)), "%s: sample %d alone differs", name, n);
     }
     free(one);
-    for (int k = 0; k < 4; k++) free(out[k]);
+    for (int k = 0; k < 5; k++) free(out[k]);
     free(buf);
     free(x);
     ref_free(T, last + 1);
@@ -582,7 +583,7 @@ static void check_codes(const char *name, const tnet *t, int max_batch) {
     float *x = make_input(t, max_batch, 1);
     rtensor T[MAXL] = {{0}};
     ref_forward(t, t->n - 1, x, max_batch, T);
-    const lbr_options opts[4] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+    const lbr_options opts[5] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
     for (int l = 0; l < t->n; l++) {
         const float *vals;
         const tl *L = &t->L[l];
@@ -591,7 +592,7 @@ static void check_codes(const char *name, const tnet *t, int max_batch) {
         uint8_t *buf = serialize(t, l, 1, NULL, 0, &len);
         const size_t per = (size_t)L->oc * L->oh * L->ow;
         float *out = calloc(max_batch * per, sizeof(float));
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             char ctx[128];
             snprintf(ctx, sizeof ctx, "%s, codes of layer %d, options %d", name, l, k);
             if (run_model(buf, len, max_batch, &opts[k], x, max_batch, out, NULL, NULL)) {

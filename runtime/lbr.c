@@ -1213,18 +1213,21 @@ static void run_pool(const lbr_layer_rt *R, int batch) {
                 const int64_t ya = y0 < 0 ? 0 : y0, xa = x0 < 0 ? 0 : x0;
                 const int64_t yb = y0 + R->kh < R->h ? y0 + R->kh : R->h, xb = x0 + R->kw < R->w ? x0 + R->kw : R->w;
                 const size_t o = (((size_t)n * R->oh + (size_t)oy) * R->ow + (size_t)ox) * (size_t)C;
+                if (R->op == LBR_OP_MAXPOOL && codes) {
+                    /* channel-contiguous: the max runs across channels (vectorised) */
+                    uint8_t *restrict dst = (uint8_t *)R->out + o;
+                    const uint8_t *in = R->in0;
+                    memcpy(dst, in + (((size_t)n * R->h + (size_t)ya) * R->w + (size_t)xa) * (size_t)C, (size_t)C);
+                    for (int64_t iy = ya; iy < yb; iy++)
+                        for (int64_t ix = xa; ix < xb; ix++) {
+                            const uint8_t *restrict src = in + (((size_t)n * R->h + (size_t)iy) * R->w + (size_t)ix) * C;
+                            for (int c = 0; c < C; c++) dst[c] = src[c] > dst[c] ? src[c] : dst[c];
+                        }
+                    continue;
+                }
                 for (int c = 0; c < C; c++) {
                     const size_t first = (((size_t)n * R->h + (size_t)ya) * R->w + (size_t)xa) * (size_t)C + (size_t)c;
-                    if (R->op == LBR_OP_MAXPOOL && codes) {
-                        const uint8_t *in = R->in0;
-                        uint8_t best = in[first];
-                        for (int64_t iy = ya; iy < yb; iy++)
-                            for (int64_t ix = xa; ix < xb; ix++) {
-                                const uint8_t v = in[(((size_t)n * R->h + (size_t)iy) * R->w + (size_t)ix) * C + c];
-                                best = v > best ? v : best;
-                            }
-                        ((uint8_t *)R->out)[o + (size_t)c] = best;
-                    } else if (R->op == LBR_OP_MAXPOOL) {
+                    if (R->op == LBR_OP_MAXPOOL) {
                         const float *in = R->in0;
                         float best = in[first];
                         for (int64_t iy = ya; iy < yb; iy++)

@@ -178,6 +178,7 @@ typedef struct lb_export_info {
     int64_t file_bytes;
     int64_t weight_bits;     /* sum over Conv/Gemm weights of bits x count (32 for float weights) */
     int64_t meta_bytes;      /* scales, codebooks, levels, folded batch norm, biases, thresholds, code values */
+    int64_t table_bytes;     /* the header and the array and layer tables; the rest is alignment padding */
     size_t arena_b1, arena_b64;  /* runtime arena bytes at batch 1 and 64 (lbr_plan) */
 } lb_export_info;
 

@@ -863,7 +863,7 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
 
 /* ------------------------------------------------------------------ API: plan, load */
 
-int lbr_plan(const void *buf, size_t len, int max_batch, size_t *bytes, char *err, size_t errlen) {
+int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt, size_t *bytes, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (bytes) *bytes = 0;
     if (!buf || !bytes) return fail(err, errlen, LBR_ERR_ARG, "lbr_plan: buf or bytes is NULL");
@@ -871,15 +871,9 @@ int lbr_plan(const void *buf, size_t len, int max_batch, size_t *bytes, char *er
     lbr_file f;
     int rc = lbr_file_open(&f, buf, len, err, errlen);
     if (rc != LBR_OK) return rc;
-    /* the options that change the layout: the largest of their plans fits any of them */
-    uint64_t most = 0;
-    for (int v = 0; v < 4; v++) {
-        lbr_options o = {.float_only = v & 1, .prefer_shift = v >> 1};
-        uint64_t need = 0;
-        if ((rc = build(&f, max_batch, &o, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
-        if (need > most) most = need;
-    }
-    *bytes = (size_t)most;
+    uint64_t need = 0;
+    if ((rc = build(&f, max_batch, opt, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
+    *bytes = (size_t)need;
     return LBR_OK;
 }
 

@@ -4,7 +4,7 @@
  *
  * Usage:
  *   size_t need;
- *   if (lbr_plan(buf, len, 64, &need, err, sizeof err) != LBR_OK) ...     (64: most samples per call)
+ *   if (lbr_plan(buf, len, 64, NULL, &need, err, sizeof err) != LBR_OK) ...   (64: most samples per call)
  *   void *arena = aligned_alloc(64, need);                                 (the caller's memory)
  *   lbr_model *m;
  *   if (lbr_load(&m, buf, len, 64, arena, need, NULL, err, sizeof err) != LBR_OK) ...
@@ -100,9 +100,10 @@ typedef struct lbr_options {
 
 typedef struct lbr_model lbr_model;
 
-/* Arena bytes a model needs to run up to max_batch (>= 1) samples per call, into *bytes.
- * Validates the file as lbr_load does. */
-int lbr_plan(const void *buf, size_t len, int max_batch, size_t *bytes, char *err, size_t errlen);
+/* Arena bytes a model needs to run up to max_batch (>= 1) samples per call with the
+ * options opt (NULL: defaults; the layout depends on them: float_only decodes every
+ * weight to float), into *bytes. Validates the file as lbr_load does. */
+int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt, size_t *bytes, char *err, size_t errlen);
 
 /* Validate buf and lay the model out in arena (64-byte aligned, at least lbr_plan's
  * bytes): weights are expanded once into each chosen kernel's layout. */

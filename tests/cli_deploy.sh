@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     fclose(f);
     size_t need;
     char err[256];
-    if (argc < 2 || lbr_plan(buf, len, 1, &need, err, sizeof err)) return 2;
+    if (argc < 2 || lbr_plan(buf, len, 1, NULL, &need, err, sizeof err)) return 2;
     void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
     lbr_model *m;
     if (lbr_load(&m, buf, len, 1, arena, need, NULL, err, sizeof err)) return 3;

@@ -86,7 +86,7 @@ static int argmax(const float *v, int n) {
 static int run_lbm(const uint8_t *buf, size_t len, const lbr_options *opt, const float *x, int n, float *out, lbr_path *paths) {
     char err[256];
     size_t need;
-    if (lbr_plan(buf, len, 64, &need, err, sizeof err) != LBR_OK) { fprintf(stderr, "plan: %s\n", err); return 1; }
+    if (lbr_plan(buf, len, 64, opt, &need, err, sizeof err) != LBR_OK) { fprintf(stderr, "plan: %s\n", err); return 1; }
     void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
     if (arena) memset(arena, 0xA5, (need + 63) / 64 * 64); /* the runtime must not read what it did not write */
     lbr_model *rm;

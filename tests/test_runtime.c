@@ -457,7 +457,7 @@ static int run_model(const uint8_t *buf, size_t len, int max_batch, const lbr_op
                      float *out, lbr_path *paths, const char **variants) {
     char err[256];
     size_t need = 0;
-    if (lbr_plan(buf, len, max_batch, &need, err, sizeof err) != LBR_OK) {
+    if (lbr_plan(buf, len, max_batch, opt, &need, err, sizeof err) != LBR_OK) {
         fprintf(stderr, "lbr_plan: %s\n", err);
         return 1;
     }
@@ -764,7 +764,7 @@ static void expect_refused(const tnet *t, const patch *p, int np, int layer, con
     char want[64], err[256] = "";
     snprintf(want, sizeof want, "layer %d: %s:", layer, field);
     size_t need = 12345;
-    int rc = lbr_plan(buf, len, 4, &need, err, sizeof err);
+    int rc = lbr_plan(buf, len, 4, NULL, &need, err, sizeof err);
     CHECK_MSG(rc != LBR_OK && strstr(err, want), "lbr_plan: rc %d, message \"%s\", \"%s\" expected", rc, err, want);
     CHECK(need == 0);
     static _Alignas(64) uint8_t arena[1 << 20];
@@ -784,7 +784,7 @@ static void test_refusals(void) {
     uint8_t *buf = serialize(&t, last, 0, NULL, 0, &len);
     char err[256];
     size_t need = 0;
-    CHECK(lbr_plan(buf, len, 4, &need, err, sizeof err) == LBR_OK);
+    CHECK(lbr_plan(buf, len, 4, NULL, &need, err, sizeof err) == LBR_OK);
     free(buf);
     struct {
         patch p[4];
@@ -857,7 +857,7 @@ static void test_refusals(void) {
         add_pool(&u, LBR_OP_AVGPOOL, 2, 1, 1, 0); /* an avgpool gives floats: accepted, if n_outputs agrees */
         size_t l2;
         uint8_t *b2 = serialize(&u, u.n - 1, 0, NULL, 0, &l2);
-        CHECK(lbr_plan(b2, l2, 1, &need, err, sizeof err) == LBR_OK);
+        CHECK(lbr_plan(b2, l2, 1, NULL, &need, err, sizeof err) == LBR_OK);
         free(b2);
         /* ADD of two different shapes */
         tl *A = add_layer(&u, LBR_OP_ADD, 1);
@@ -874,12 +874,12 @@ static void test_args(void) {
     size_t len, need = 0;
     uint8_t *buf = serialize(&t, t.n - 1, 0, NULL, 0, &len);
     char err[256];
-    CHECK(lbr_plan(buf, len, 3, &need, err, sizeof err) == LBR_OK && need > 0);
-    CHECK(lbr_plan(buf, len, 0, &need, err, sizeof err) == LBR_ERR_ARG);
-    CHECK(lbr_plan(NULL, len, 3, &need, err, sizeof err) == LBR_ERR_ARG);
-    CHECK(lbr_plan(buf, len, 3, NULL, err, sizeof err) == LBR_ERR_ARG);
-    CHECK(lbr_plan(buf, len - 1, 3, &need, err, sizeof err) != LBR_OK); /* the container's own check */
-    CHECK(lbr_plan(buf, len, 3, &need, err, sizeof err) == LBR_OK);
+    CHECK(lbr_plan(buf, len, 3, NULL, &need, err, sizeof err) == LBR_OK && need > 0);
+    CHECK(lbr_plan(buf, len, 0, NULL, &need, err, sizeof err) == LBR_ERR_ARG);
+    CHECK(lbr_plan(NULL, len, 3, NULL, &need, err, sizeof err) == LBR_ERR_ARG);
+    CHECK(lbr_plan(buf, len, 3, NULL, NULL, err, sizeof err) == LBR_ERR_ARG);
+    CHECK(lbr_plan(buf, len - 1, 3, NULL, &need, err, sizeof err) != LBR_OK); /* the container's own check */
+    CHECK(lbr_plan(buf, len, 3, NULL, &need, err, sizeof err) == LBR_OK);
     uint8_t *arena = aligned_alloc(64, (need + 64 + 63) / 64 * 64);
     lbr_model *m = NULL;
     err[0] = 0;

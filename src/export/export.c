@@ -502,8 +502,8 @@ lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **out, size_t *len, lb_expor
         size_t a1 = 0, a2 = 0;
         /* the arena the runtime computes, at batch 1 and the growth per sample */
         if (!(s = lbm_build(&e.b, out, len))) {
-            if (lbr_plan(*out, *len, 1, &a1, err, sizeof err) || lbr_plan(*out, *len, 2, &a2, err, sizeof err) ||
-                lbr_plan(*out, *len, 64, &info->arena_b64, err, sizeof err))
+            if (lbr_plan(*out, *len, 1, NULL, &a1, err, sizeof err) || lbr_plan(*out, *len, 2, NULL, &a2, err, sizeof err) ||
+                lbr_plan(*out, *len, 64, NULL, &info->arena_b64, err, sizeof err))
                 s = lb_fail(LB_ERR_INVALID, "export: the runtime refuses the model: %s", err);
             free(*out);
             *out = NULL;
@@ -518,6 +518,7 @@ lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **out, size_t *len, lb_expor
     if (!s) {
         info->layers = e.nlayers;
         info->file_bytes = (int64_t)*len;
+        info->table_bytes = LBR_HEADER_BYTES + (int64_t)LBR_ARRAY_BYTES * e.b.n_arrays + (int64_t)LBR_LAYER_BYTES * e.b.n_layers;
     }
     lbm_builder_free(&e.b);
     free(e.src); free(e.nuse); free(e.done); free(e.pre_c); free(e.pre_h); free(e.pre_w);

@@ -39,7 +39,7 @@ static void wr32(uint8_t *p, uint32_t v) {
 static void run_model(const uint8_t *buf, size_t len, const lbr_file *f) {
     char err[256] = "";
     size_t need = 0;
-    if (lbr_plan(buf, len, 2, &need, err, sizeof err) != LBR_OK) {
+    if (lbr_plan(buf, len, 2, NULL, &need, err, sizeof err) != LBR_OK) {
         if (!err[0] || need) abort();
         return;
     }

@@ -94,11 +94,11 @@ int cmd_export(int argc, char **argv) {
         return cli_error(cmd, EXIT_RUNTIME, "the runtime refuses the exported model: %s", arena ? err : "out of memory");
     }
     const double ideal = (double)info.weight_bits / 8;
-    const int64_t overhead = (int64_t)len - (int64_t)(ideal + 0.5) - info.meta_bytes;
+    const int64_t pad = (int64_t)len - (int64_t)(ideal + 0.5) - info.meta_bytes - info.table_bytes;
     if (json) {
-        printf("{\"file_bytes\": %lld, \"weight_bytes\": %.1f, \"meta_bytes\": %lld, \"container_bytes\": %lld, "
-               "\"arena_b1\": %zu, \"arena_b64\": %zu, \"layers\": [", (long long)len, ideal, (long long)info.meta_bytes,
-               (long long)overhead, info.arena_b1, info.arena_b64);
+        printf("{\"file_bytes\": %lld, \"weight_bytes\": %.1f, \"meta_bytes\": %lld, \"table_bytes\": %lld, "
+               "\"padding_bytes\": %lld, \"arena_b1\": %zu, \"arena_b64\": %zu, \"layers\": [", (long long)len, ideal,
+               (long long)info.meta_bytes, (long long)info.table_bytes, (long long)pad, info.arena_b1, info.arena_b64);
     } else {
         printf("%-5s %-8s %-11s %4s %4s %4s %12s\n", "layer", "op", "path", "W", "A", "out", "MACs");
     }
@@ -124,9 +124,9 @@ int cmd_export(int argc, char **argv) {
         printf("]}\n");
     else
         printf("%s: %zu bytes = weights %.0f (sum of bits x params / 8) + scales, codebooks, batch norm and thresholds %lld"
-               " + header and tables %lld (%.2f%% over the first two)\n"
+               " + header and tables %lld + alignment %lld (%.2f%% over the first three)\n"
                "runtime arena: %zu bytes at batch 1, %zu at batch 64\n",
-               out, len, ideal, (long long)info.meta_bytes, (long long)overhead,
-               100.0 * (double)overhead / (ideal + (double)info.meta_bytes), info.arena_b1, info.arena_b64);
+               out, len, ideal, (long long)info.meta_bytes, (long long)info.table_bytes, (long long)pad,
+               100.0 * (double)pad / (ideal + (double)(info.meta_bytes + info.table_bytes)), info.arena_b1, info.arena_b64);
     return EXIT_OK;
 }

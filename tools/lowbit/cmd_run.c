@@ -100,7 +100,7 @@ int cmd_run(int argc, char **argv) {
     lbr_file hdr;
     lb_status st;
     if ((ret = read_model(cmd, path, &buf, &len))) goto done;
-    if (lbr_plan(buf, len, batch, &need, err, sizeof err) != LBR_OK || lbr_file_open(&hdr, buf, len, err, sizeof err) != LBR_OK) {
+    if (lbr_plan(buf, len, batch, &opt, &need, err, sizeof err) != LBR_OK || lbr_file_open(&hdr, buf, len, err, sizeof err) != LBR_OK) {
         ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, err);
         goto done;
     }

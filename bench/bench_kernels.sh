@@ -2,10 +2,9 @@
 # bench_kernels.sh - every packed-runtime GEMM kernel variant beside OpenBLAS sgemm, single-threaded.
 #
 #   bench/bench_kernels.sh [--quick] [--out FILE]
-#   env: BENCH_KERNELS  the benchmark binary (default build/bench/bench_kernels, relative to
-#                       the repository root)
+#   env: LOWBIT  the lowbit binary (default build/lowbit, relative to the repository root)
 #
-# Runs bench_kernels (bench/bench_kernels.c) on the GEMM shapes of fmnist-cnn's conv2, conv3,
+# Runs `lowbit bench` (tools/lowbit/cmd_bench.c) on the GEMM shapes of fmnist-cnn's conv2, conv3,
 # conv4 and fc1 at batch 1 and 64: every variant of the xnor, bitserial, s8u8, shift and
 # bucket families this CPU runs, each checked against its scalar reference before it is
 # timed, and cblas_sgemm on the same (M, N, K). The table goes to standard output; one JSON
@@ -21,7 +20,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="${BENCH_KERNELS:-build/bench/bench_kernels}"
+BENCH="${LOWBIT:-build/lowbit}"
 OUT="runs/bench_kernels.json"
 QUICK=()
 QUICK_NOTE=""
@@ -41,7 +40,7 @@ done
 cd "$ROOT"
 case "$BENCH" in /*) ;; *) BENCH="$ROOT/$BENCH" ;; esac
 case "$OUT" in /*) ;; *) OUT="$ROOT/$OUT" ;; esac
-[ -e "$BENCH" ] || die "$BENCH not found; build it first (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --target bench_kernels) or set BENCH_KERNELS=/path/to/bench_kernels"
+[ -e "$BENCH" ] || die "$BENCH not found; build it first (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build) or set LOWBIT=/path/to/lowbit"
 [ -x "$BENCH" ] || die "$BENCH is not executable"
 mkdir -p "$(dirname "$OUT")"
 
@@ -51,7 +50,7 @@ TMP="$(mktemp "$OUT.XXXXXX")"
 trap 'rm -f "$TMP"' EXIT
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 set +e
-OPENBLAS_CORETYPE=SkylakeX "$BENCH" ${QUICK[@]+"${QUICK[@]}"} --json "$TMP"
+OPENBLAS_CORETYPE=SkylakeX "$BENCH" bench ${QUICK[@]+"${QUICK[@]}"} --json "$TMP"
 rc=$?
 set -e
 [ $rc -eq 0 ] || { echo "bench_kernels.sh: $BENCH failed (exit $rc)" >&2; exit 1; }

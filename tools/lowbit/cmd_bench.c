@@ -1,11 +1,13 @@
-/* bench_kernels: every variant of every packed-runtime GEMM kernel family
- * (runtime/kernels/lbr_kernels.h) on the GEMM shapes of fmnist-cnn's quantizable layers,
- * beside OpenBLAS cblas_sgemm on the same (M, N, K) in the same run.
- *   bench_kernels [--quick] [--json FILE] [--batch B] [--family NAME]
+/* lowbit bench: every variant of every packed-runtime GEMM kernel family
+ * (runtime/kernels/lbr_kernels.h) on the GEMM shapes of fmnist-cnn's quantizable layers
+ * (or the shape given), beside OpenBLAS cblas_sgemm on the same (M, N, K) in the same run.
+ *   lowbit bench [--quick] [--json FILE] [--batch B] [--family NAME] [--shape M,N,K]
  *     --quick        fewer, shorter measurements: a smoke test, not figures to report
  *     --json FILE    also write one JSON object per row, one per line
  *     --batch B      only batch B (default: batch 1 and batch 64)
  *     --family NAME  only this family (xnor, bitserial, s8u8, shift, bucket); sgemm always runs
+ *     --shape M,N,K  this GEMM (M rows of activations, N outputs, K) instead of the model's
+ *                    layers; M is per image, times the batch
  * Run with OPENBLAS_CORETYPE=SkylakeX (bench/bench_kernels.sh): the machine's default
  * holds OpenBLAS to its AVX2 kernels, which would make the float baseline too easy.
  *
@@ -38,6 +40,7 @@
  * bucket a MAC is one activation added into the bucket its weight names, and its time
  * leaves out the caller's combination of the J bucket sums with the float codebook (J
  * multiply-adds per output, M N J in all, small beside M N K at these K). */
+#include "cli.h"
 #include "kernels/lbr_kernels.h"
 
 #include <cblas.h>
@@ -87,13 +90,13 @@ typedef struct {
     const char *name;
     int m_per_image, N, K; /* M = m_per_image * batch */
 } layer;
-static const layer LAYERS[] = {
+static layer LAYERS[] = {
     {"conv2", 28 * 28, 32, 3 * 3 * 32},
     {"conv3", 14 * 14, 64, 3 * 3 * 32},
     {"conv4", 14 * 14, 64, 3 * 3 * 64},
     {"fc1", 1, 256, 64 * 7 * 7},
 };
-#define N_LAYERS ((int)(sizeof LAYERS / sizeof LAYERS[0]))
+static int N_LAYERS = (int)(sizeof LAYERS / sizeof LAYERS[0]);
 
 typedef struct {
     lbr_kfamily fam;
@@ -109,8 +112,8 @@ static int g_quick;
 static FILE *g_json;
 
 static void die(const char *msg) {
-    fprintf(stderr, "bench_kernels: %s\n", msg);
-    exit(1);
+    fprintf(stderr, "lowbit bench: %s\n", msg);
+    exit(EXIT_RUNTIME);
 }
 
 /* 64-byte aligned, so that no variant gets an advantage or a penalty from where its
@@ -336,46 +339,55 @@ static void check_variants(const job *j, const lbr_kvariant *var, int nv, int32_
             size_t i = 0;
             while (got[i] == ref[i]) i++;
             fprintf(stderr,
-                    "bench_kernels: %s variant %s (w%d a%d) differs from ref on %s batch %d (M=%d N=%d K=%d): "
+                    "lowbit bench: %s variant %s (w%d a%d) differs from ref on %s batch %d (M=%d N=%d K=%d): "
                     "element %zu is %d, ref %d\n",
                     family_name(j->c.fam), var[v].name, j->c.wbits, j->c.abits, lname, batch, j->M, j->N, j->K, i,
                     got[i], ref[i]);
-            exit(1);
+            exit(EXIT_RUNTIME);
         }
     }
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: bench_kernels [--quick] [--json FILE] [--batch B] [--family xnor|bitserial|s8u8|shift|bucket]\n");
-}
+static const char *USAGE = "[--quick] [--json FILE] [--batch B] [--family NAME] [--shape M,N,K]";
+static const char *DESC =
+    "Time every variant of every integer kernel family of the runtime (xnor, bitserial, s8u8, shift,\n"
+    "bucket) on one thread, beside OpenBLAS sgemm on the same shape in the same run: by default the\n"
+    "GEMMs of fmnist-cnn's conv2, conv3, conv4 and fc1 at batch 1 and 64. Every variant is checked\n"
+    "against its scalar reference before it is timed. Reports time per GEMM, G MAC/s, the speed-up\n"
+    "over sgemm and the fraction of the machine's per-core ceiling (DESIGN.md section 5). Run it on an\n"
+    "idle machine with OPENBLAS_CORETYPE=SkylakeX (bench/bench_kernels.sh does).";
 
-int main(int argc, char **argv) {
-    const char *json_path = NULL;
+int cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench";
+    const char *json_path = NULL, *family = NULL, *shape = NULL;
     int only_batch = 0, only_family = -1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) g_quick = 1;
-        else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            char *end;
-            const long b = strtol(argv[++i], &end, 10);
-            if (*end || b < 1 || b > 4096) die("--batch needs an integer in 1..4096");
-            only_batch = (int)b;
-        } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
-            ++i;
-            for (int f = 0; f < LBR_K_COUNT; f++)
-                if (!strcmp(argv[i], family_name((lbr_kfamily)f))) only_family = f;
-            if (only_family < 0) die("--family: unknown family (xnor, bitserial, s8u8, shift, bucket)");
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
+    cli_arg args[] = {
+        {"--quick", ARG_FLAG, &g_quick, NULL, "short measurements: a smoke test, not figures to report", 0},
+        {"--json", ARG_STR, &json_path, "FILE", "also write one JSON object per row", 0},
+        {"--batch", ARG_INT, &only_batch, "B", "only this batch (default 1 and 64)", 0},
+        {"--family", ARG_STR, &family, "NAME", "only this family (xnor, bitserial, s8u8, shift, bucket)", 0},
+        {"--shape", ARG_STR, &shape, "M,N,K", "this GEMM instead of fmnist-cnn's (M per image)", 0},
+    };
+    int rc = cli_parse(argc, argv, 2, args, (int)(sizeof args / sizeof args[0]), cmd, USAGE, DESC);
+    if (rc) return rc < 0 ? EXIT_OK : rc;
+    if (args[2].seen && (only_batch < 1 || only_batch > 4096)) return cli_error(cmd, EXIT_USAGE, "--batch must be in [1, 4096]");
+    if (family) {
+        for (int f = 0; f < LBR_K_COUNT; f++)
+            if (!strcmp(family, family_name((lbr_kfamily)f))) only_family = f;
+        if (only_family < 0)
+            return cli_error(cmd, EXIT_USAGE, "--family '%s': one of xnor, bitserial, s8u8, shift, bucket", family);
+    }
+    if (shape) {
+        int m, n, k;
+        char tail;
+        if (sscanf(shape, "%d,%d,%d%c", &m, &n, &k, &tail) != 3 || m < 1 || n < 1 || k < 1 || k > 65536 || m > (1 << 20) ||
+            n > (1 << 16))
+            return cli_error(cmd, EXIT_USAGE, "--shape '%s': M,N,K with 1 <= M <= 2^20, 1 <= N <= 65536, 1 <= K <= 65536", shape);
+        LAYERS[0] = (layer){"shape", m, n, k};
+        N_LAYERS = 1;
     }
     if (json_path && !(g_json = fopen(json_path, "w"))) {
-        fprintf(stderr, "bench_kernels: cannot write %s\n", json_path);
-        return 1;
+        return cli_error(cmd, EXIT_RUNTIME, "%s: cannot write", json_path);
     }
     openblas_set_num_threads(1);
 
@@ -383,7 +395,7 @@ int main(int argc, char **argv) {
     lbr_cpu_detect(&cpu);
     lbr_kvariant vars[LBR_K_COUNT][4];
     int nvars[LBR_K_COUNT];
-    printf("bench_kernels: single thread, %s\n", g_quick ? "--quick (smoke test: short measurements, not figures to report)"
+    printf("lowbit bench: single thread, %s\n", g_quick ? "--quick (smoke test: short measurements, not figures to report)"
                                                           : "median of 5 measurements of >= 0.2 s each");
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("OpenBLAS core %s (OPENBLAS_CORETYPE=%s), 1 thread; CPU: avx2 %d, avx512bw %d, vpopcntdq %d, vnni %d\n",
@@ -446,5 +458,5 @@ int main(int argc, char **argv) {
         }
     }
     if (g_json && fclose(g_json) != 0) die("cannot finish the JSON file");
-    return 0;
+    return EXIT_OK;
 }

@@ -5,15 +5,16 @@
  * and sums the bytes the layout needs; with one it lays the model out at the same
  * offsets. lbr_load calls it twice (plan, then fill), so nothing is written to the arena
  * before the whole file has been checked, and the arena's use is exactly what was
- * planned. lbr_plan has no options, so it reports the largest plan over the options
- * that change the layout (float_only, prefer_shift).
+ * planned. lbr_plan takes the same options, since they change the layout (float_only
+ * decodes every weight to float).
  *
  * Arena, each block 64-byte aligned, in this order:
  *   lbr_model, lbr_layer_rt[n_layers]
  *   per CONV/GEMM layer: weights in the path's layout (FLOAT: float rows in blocks of 8
  *     outputs interleaved, [group][block][k][8]; S8U8/SHIFT: O int8 byte rows of
  *     lbr_bytes(Kc); BITSERIAL: P then Q, O bit rows each; BUCKET: O x W_BITS bit planes
- *     and the float codebook), then mul[O], add[O]
+ *     and the float codebook), then mul[O], add[O]; integer paths with code outputs:
+ *     the integer thresholds thr[2^OUT_BITS - 1][O] and their signs tsg[O]
  *   per layer: decoded ENC_PARAMS, OUT_VALUES (ADD: mul[C], add[C])
  *   the input, NHWC floats, max_batch samples
  *   per layer: its output, max_batch samples (floats, or one byte per code)

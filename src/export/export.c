@@ -98,6 +98,7 @@ static int tabulate(wform *f, const lb_quant *q, const float *v) {
                     else f->level[j] = (int32_t)rint(r);
                 }
                 float *sc = lin ? calloc((size_t)G, sizeof(float)) : NULL;
+                if (!sc) lin = 0; /* out of memory: the codebook form serves too */
                 for (int64_t k = 0; k < G && lin; k++) {
                     /* this group's scale from its code of smallest non-zero level */
                     int jb = -1;

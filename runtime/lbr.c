@@ -102,6 +102,7 @@ struct lbr_model {
     lbr_shift_fn shift;
     lbr_bucket_fn bucket;
     void (*pack)(const uint8_t *a, size_t ld, int nr, int K, int bits, uint64_t *pl);
+    void (*fgemm)(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy);
     const char *vname[LBR_K_COUNT];
 };
 
@@ -587,6 +588,11 @@ LBR_TARGET_AVX2 static void pack_planes_avx2(const uint8_t *a, size_t ld, int nr
 }
 #endif
 
+static void float_gemm_base(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy);
+#if LBR_X86
+static void float_gemm_avx2(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy);
+#endif
+
 static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
@@ -611,7 +617,9 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     for (int fam = 0; fam < LBR_K_COUNT; fam++)
         if (!m->vname[fam]) m->vname[fam] = "ref";
     m->pack = pack_planes;
+    m->fgemm = float_gemm_base;
 #if LBR_X86
+    if (!(opt && opt->ref_kernels) && cpu.avx2) m->fgemm = float_gemm_avx2;
     if (!(opt && opt->ref_kernels)) {
         if (cpu.avx512bw && !(opt && opt->avx2_only)) m->pack = pack_planes_avx512;
         else if (cpu.avx2) m->pack = pack_planes_avx2;
@@ -1082,8 +1090,13 @@ static void im2col_f32(const lbr_layer_rt *R, int g, size_t r0, int nr, float *d
 /* y[m][o] = sum_k w[o][k] x[m][k] for nr rows and og outputs, each sum in k order in a
  * float, LBR_BLK outputs at a time so that the compiler vectorises across outputs.
  * w: blocks of LBR_BLK outputs, [block][k][LBR_BLK]. */
-static void float_gemm(int nr, int og, int kc, const float *restrict x, const float *restrict w, float *restrict y,
-                       size_t ldy) {
+#if defined(__GNUC__)
+#define LBR_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define LBR_ALWAYS_INLINE static inline
+#endif
+LBR_ALWAYS_INLINE void float_gemm_body(int nr, int og, int kc, const float *restrict x, const float *restrict w,
+                                       float *restrict y, size_t ldy) {
     const int nb = (og + LBR_BLK - 1) / LBR_BLK;
     int m = 0;
     for (; m + 4 <= nr; m += 4) {
@@ -1126,6 +1139,60 @@ static void float_gemm(int nr, int og, int kc, const float *restrict x, const fl
     }
 }
 
+/* The body compiled for the baseline and for AVX2 (8 outputs a ymm register). Every sum
+ * runs over k in order with separate multiplies and adds (no contraction:
+ * -ffp-contract=off), so both give the same bits. */
+static void float_gemm_base(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy) {
+    float_gemm_body(nr, og, kc, x, w, y, ldy);
+}
+#if LBR_X86
+/* Written out: left to itself the compiler vectorises the body badly here. 8 rows at a
+ * time, each a ymm accumulator of the block's 8 outputs: lane j += w[k][j] * x[k], a
+ * multiply then an add, k in order, as the body does. */
+LBR_TARGET_AVX2 static void float_gemm_avx2(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy) {
+    enum { R8 = 8 };
+    const int nb = (og + LBR_BLK - 1) / LBR_BLK;
+    int m = 0;
+    for (; m + R8 <= nr; m += R8) {
+        const float *xm = x + (size_t)m * kc;
+        for (int b = 0; b < nb; b++) {
+            const float *wb = w + (size_t)b * kc * LBR_BLK;
+            __m256 a[R8];
+            for (int i = 0; i < R8; i++) a[i] = _mm256_setzero_ps();
+            for (int k = 0; k < kc; k++) {
+                const __m256 wk = _mm256_loadu_ps(wb + (size_t)k * LBR_BLK);
+                for (int i = 0; i < R8; i++)
+                    a[i] = _mm256_add_ps(a[i], _mm256_mul_ps(wk, _mm256_broadcast_ss(xm + (size_t)i * kc + k)));
+            }
+            const int nj = og - b * LBR_BLK < LBR_BLK ? og - b * LBR_BLK : LBR_BLK;
+            for (int i = 0; i < R8; i++) {
+                float t[LBR_BLK];
+                _mm256_storeu_ps(t, a[i]);
+                memcpy(y + (size_t)(m + i) * ldy + (size_t)b * LBR_BLK, t, (size_t)nj * sizeof(float));
+            }
+        }
+    }
+    for (; m < nr; m++) { /* one row: 4 blocks at a time for independent adds */
+        const float *xm = x + (size_t)m * kc;
+        for (int b0 = 0; b0 < nb; b0 += 4) {
+            const int bn = nb - b0 < 4 ? nb - b0 : 4;
+            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int k = 0; k < kc; k++) {
+                const __m256 xk = _mm256_broadcast_ss(xm + k);
+                for (int i = 0; i < bn; i++)
+                    a[i] = _mm256_add_ps(a[i], _mm256_mul_ps(_mm256_loadu_ps(w + ((size_t)(b0 + i) * kc + (size_t)k) * LBR_BLK), xk));
+            }
+            for (int i = 0; i < bn; i++) {
+                const int b = b0 + i, nj = og - b * LBR_BLK < LBR_BLK ? og - b * LBR_BLK : LBR_BLK;
+                float t[LBR_BLK];
+                _mm256_storeu_ps(t, a[i]);
+                memcpy(y + (size_t)m * ldy + (size_t)b * LBR_BLK, t, (size_t)nj * sizeof(float));
+            }
+        }
+    }
+}
+#endif
+
 static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
     const size_t total = (size_t)batch * R->oh * R->ow, O = (size_t)R->oc;
     const int kc = R->kc, og = R->og, nb = (og + LBR_BLK - 1) / LBR_BLK;
@@ -1144,7 +1211,7 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                     im2col_f32(R, g, r0, nr, (float *)M->col);
                     x = (const float *)M->col;
                 }
-                float_gemm(nr, og, kc, x, R->wf + (size_t)g * nb * LBR_BLK * kc, y + o0, O);
+                M->fgemm(nr, og, kc, x, R->wf + (size_t)g * nb * LBR_BLK * kc, y + o0, O);
                 break;
             }
             case LBR_PATH_S8U8:

@@ -31,6 +31,7 @@
 #include "lbr.h"
 
 #include "kernels/lbr_kernels_impl.h"
+#include "lbr_internal.h"
 #include "lbr_quant.h"
 
 #include <inttypes.h>
@@ -108,19 +109,6 @@ struct lbr_model {
 
 /* ------------------------------------------------------------------ small helpers */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...);
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* "layer L: FIELD: ..." and LBR_ERR_FORMAT */
 #if defined(__GNUC__)
@@ -197,10 +185,6 @@ static void shape_of(const lbr_file *f, uint32_t ref, uint64_t *c, uint64_t *h, 
     *w = lbr_layer_field(f, ref - 1, LBR_L_OUT_W);
 }
 
-static const char *dtype_name(uint32_t dt) {
-    static const char names[][4] = {"?", "f32", "u8", "i8", "i32", "u64"};
-    return dt < sizeof names / sizeof names[0] ? names[dt] : "?";
-}
 
 /* Array `field` of layer l, with the dtype and count it must have. Absent (0): a->data
  * NULL, an error only when required. */
@@ -213,8 +197,8 @@ static int get_arr(const lbr_file *f, uint32_t l, int field, uint32_t dtype, uin
         return lfail(err, errlen, l, field, "array %" PRIu32 " does not exist (the file has %" PRIu32 " arrays)",
                      ref - 1, f->n_arrays);
     if (a->dtype != dtype)
-        return lfail(err, errlen, l, field, "array %" PRIu32 " is %s, %s expected", ref - 1, dtype_name(a->dtype),
-                     dtype_name(dtype));
+        return lfail(err, errlen, l, field, "array %" PRIu32 " is %s, %s expected", ref - 1, lbr_dtype_name(a->dtype),
+                     lbr_dtype_name(dtype));
     if (a->count != count)
         return lfail(err, errlen, l, field, "array %" PRIu32 " has %" PRIu64 " elements, %" PRIu64 " expected", ref - 1,
                      a->count, count);
@@ -705,7 +689,7 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                  lbr_model **out, char *err, size_t errlen) {
     int rc;
     const uint32_t n = f->n_layers;
-    if (n == 0) return fail(err, errlen, LBR_ERR_FORMAT, "model: the file has no layers");
+    if (n == 0) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "model: the file has no layers");
     planner P = {base, 0, 0};
     lbr_model *m = take(&P, sizeof(lbr_model));
     lbr_layer_rt *rt = take(&P, (uint64_t)n * sizeof(lbr_layer_rt));
@@ -853,9 +837,9 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
     uint64_t *planes = take(&P, planes_b);
     void *acc = take(&P, acc_b);
     int32_t *bacc = take(&P, bacc_b);
-    if (P.over) return fail(err, errlen, LBR_ERR_FORMAT, "arena: the model's buffers exceed 2^62 bytes");
+    if (P.over) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "arena: the model's buffers exceed 2^62 bytes");
     if (P.off > SIZE_MAX)
-        return fail(err, errlen, LBR_ERR_FORMAT,
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                     "arena: the model needs %" PRIu64 " bytes, more than this host addresses", P.off);
     *need = P.off;
     if (m) {
@@ -875,8 +859,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
 int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt, size_t *bytes, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (bytes) *bytes = 0;
-    if (!buf || !bytes) return fail(err, errlen, LBR_ERR_ARG, "lbr_plan: buf or bytes is NULL");
-    if (max_batch < 1) return fail(err, errlen, LBR_ERR_ARG, "lbr_plan: max_batch %d, must be >= 1", max_batch);
+    if (!buf || !bytes) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_plan: buf or bytes is NULL");
+    if (max_batch < 1) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_plan: max_batch %d, must be >= 1", max_batch);
     lbr_file f;
     int rc = lbr_file_open(&f, buf, len, err, errlen);
     if (rc != LBR_OK) return rc;
@@ -890,16 +874,16 @@ int lbr_load(lbr_model **out, const void *buf, size_t len, int max_batch, void *
              const lbr_options *opt, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (out) *out = NULL;
-    if (!out || !buf || !arena) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: out, buf or arena is NULL");
-    if (max_batch < 1) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: max_batch %d, must be >= 1", max_batch);
-    if ((uintptr_t)arena % 64) return fail(err, errlen, LBR_ERR_ARG, "lbr_load: the arena is not 64-byte aligned");
+    if (!out || !buf || !arena) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_load: out, buf or arena is NULL");
+    if (max_batch < 1) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_load: max_batch %d, must be >= 1", max_batch);
+    if ((uintptr_t)arena % 64) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_load: the arena is not 64-byte aligned");
     lbr_file f;
     int rc = lbr_file_open(&f, buf, len, err, errlen);
     if (rc != LBR_OK) return rc;
     uint64_t need = 0;
     if ((rc = build(&f, max_batch, opt, NULL, &need, NULL, err, errlen)) != LBR_OK) return rc;
     if (need > arena_len)
-        return fail(err, errlen, LBR_ERR_ARG, "arena: %zu bytes given, the model needs %" PRIu64 " (lbr_plan)",
+        return lbr_fail(err, errlen, LBR_ERR_ARG, "arena: %zu bytes given, the model needs %" PRIu64 " (lbr_plan)",
                     arena_len, need);
     lbr_model *m = NULL;
     if ((rc = build(&f, max_batch, opt, arena, &need, &m, err, errlen)) != LBR_OK) return rc;

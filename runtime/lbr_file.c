@@ -2,6 +2,7 @@
  * first pointer is handed out, in file order (header, tables, arrays, layers), so the
  * message names the first bad field a reader of the file would meet. */
 #include "lbr_file.h"
+#include "lbr_internal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -41,82 +42,64 @@ uint32_t lbr_crc32(const void *p, size_t n, uint32_t crc) {
     return ~crc;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...);
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
-static const char *dtype_name(uint32_t dt) {
-    /* char arrays, not pointers: no relocations, so the table is plain read-only data */
-    static const char names[][4] = {"?", "f32", "u8", "i8", "i32", "u64"};
-    return dt < sizeof names / sizeof names[0] ? names[dt] : "?";
-}
 
 int lbr_file_open(lbr_file *f, const void *buf, size_t len, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    if (!f) return fail(err, errlen, LBR_ERR_ARG, "lbr_file_open: f is NULL");
+    if (!f) return lbr_fail(err, errlen, LBR_ERR_ARG, "lbr_file_open: f is NULL");
     memset(f, 0, sizeof *f);
-    if (!buf) return fail(err, errlen, LBR_ERR_ARG, "header: buffer is NULL");
+    if (!buf) return lbr_fail(err, errlen, LBR_ERR_ARG, "header: buffer is NULL");
     const uint8_t *b = buf;
 
     /* ---- header. Magic and version come before the CRC: a file that is not .lbm, or
      * a later version whose header may differ, gets that message, not "CRC mismatch". */
     if (len < LBR_HEADER_BYTES)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: file is %zu bytes, shorter than the %u-byte header", len,
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: file is %zu bytes, shorter than the %u-byte header", len,
                     LBR_HEADER_BYTES);
     if (memcmp(b + LBR_H_MAGIC, LBR_MAGIC, 4) != 0)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: bad magic (not an .lbm file)");
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: bad magic (not an .lbm file)");
     const uint32_t version = rd32(b + LBR_H_VERSION);
     if (version != LBR_VERSION)
-        return fail(err, errlen, LBR_ERR_VERSION, "header: version %" PRIu32 " not supported (this runtime reads %u)",
+        return lbr_fail(err, errlen, LBR_ERR_VERSION, "header: version %" PRIu32 " not supported (this runtime reads %u)",
                     version, LBR_VERSION);
     const uint32_t hcrc = rd32(b + LBR_H_HEADER_CRC), hcrc_now = lbr_crc32(b, LBR_H_HEADER_CRC, 0);
     if (hcrc != hcrc_now)
-        return fail(err, errlen, LBR_ERR_CRC, "header: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
+        return lbr_fail(err, errlen, LBR_ERR_CRC, "header: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
                     hcrc, hcrc_now);
     /* The header is intact from here on: a bad value is a writer's bug, not noise. */
     const uint64_t file_size = rd64(b + LBR_H_FILE_SIZE);
     if (file_size != (uint64_t)len)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: file size %" PRIu64 " but the buffer holds %zu bytes%s",
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: file size %" PRIu64 " but the buffer holds %zu bytes%s",
                     file_size, len, file_size > (uint64_t)len ? " (truncated)" : "");
     const uint32_t n_layers = rd32(b + LBR_H_N_LAYERS), n_arrays = rd32(b + LBR_H_N_ARRAYS);
     if (n_arrays > LBR_MAX_ARRAYS)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: n_arrays %" PRIu32 " exceeds %u", n_arrays, LBR_MAX_ARRAYS);
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: n_arrays %" PRIu32 " exceeds %u", n_arrays, LBR_MAX_ARRAYS);
     if (n_layers > LBR_MAX_LAYERS)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: n_layers %" PRIu32 " exceeds %u", n_layers, LBR_MAX_LAYERS);
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: n_layers %" PRIu32 " exceeds %u", n_layers, LBR_MAX_LAYERS);
     const uint32_t dims[3] = {rd32(b + LBR_H_IN_C), rd32(b + LBR_H_IN_H), rd32(b + LBR_H_IN_W)};
     static const char dim_names[3][5] = {"in_c", "in_h", "in_w"};
     uint64_t in_elems = 1;
     for (int i = 0; i < 3; i++) {
-        if (dims[i] == 0) return fail(err, errlen, LBR_ERR_FORMAT, "header: %s is 0, must be >= 1", dim_names[i]);
+        if (dims[i] == 0) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: %s is 0, must be >= 1", dim_names[i]);
         /* in_elems <= 2^28 before the multiply and dims[i] < 2^32: no overflow */
         in_elems *= dims[i];
         if (in_elems > LBR_MAX_INPUT)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "header: input %" PRIu32 " x %" PRIu32 " x %" PRIu32 " exceeds 2^28 elements", dims[0], dims[1],
                         dims[2]);
     }
     const uint32_t n_outputs = rd32(b + LBR_H_N_OUTPUTS);
-    if (n_outputs == 0) return fail(err, errlen, LBR_ERR_FORMAT, "header: n_outputs is 0, must be >= 1");
+    if (n_outputs == 0) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: n_outputs is 0, must be >= 1");
     const uint64_t arena_fixed = rd64(b + LBR_H_ARENA_FIXED), arena_per = rd64(b + LBR_H_ARENA_PER_SAMPLE);
     if (arena_fixed > LBR_MAX_ARENA)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: arena_fixed %" PRIu64 " exceeds 2^40", arena_fixed);
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: arena_fixed %" PRIu64 " exceeds 2^40", arena_fixed);
     if (arena_per > LBR_MAX_ARENA)
-        return fail(err, errlen, LBR_ERR_FORMAT, "header: arena_per_sample %" PRIu64 " exceeds 2^40", arena_per);
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT, "header: arena_per_sample %" PRIu64 " exceeds 2^40", arena_per);
     /* counts <= 2^16, so this is below 2^24: no overflow */
     const uint64_t tables_end =
         LBR_HEADER_BYTES + (uint64_t)n_arrays * LBR_ARRAY_BYTES + (uint64_t)n_layers * LBR_LAYER_BYTES;
     if (tables_end > file_size)
-        return fail(err, errlen, LBR_ERR_FORMAT,
+        return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                     "header: %" PRIu32 " arrays and %" PRIu32 " layers need %" PRIu64
                     " bytes of header and tables, the file has %" PRIu64,
                     n_arrays, n_layers, tables_end, file_size);
@@ -125,7 +108,7 @@ int lbr_file_open(lbr_file *f, const void *buf, size_t len, char *err, size_t er
     const uint32_t tcrc = rd32(b + LBR_H_TABLES_CRC),
                    tcrc_now = lbr_crc32(b + LBR_HEADER_BYTES, (size_t)(tables_end - LBR_HEADER_BYTES), 0);
     if (tcrc != tcrc_now)
-        return fail(err, errlen, LBR_ERR_CRC, "tables: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
+        return lbr_fail(err, errlen, LBR_ERR_CRC, "tables: CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
                     tcrc, tcrc_now);
 
     /* ---- arrays: in table order, each after the previous one's end */
@@ -134,39 +117,39 @@ int lbr_file_open(lbr_file *f, const void *buf, size_t len, char *err, size_t er
         const uint8_t *e = b + LBR_HEADER_BYTES + (size_t)i * LBR_ARRAY_BYTES;
         const uint32_t dtype = rd32(e + LBR_A_DTYPE), size = lbr_dtype_size(dtype);
         const uint64_t off = rd64(e + LBR_A_OFFSET), count = rd64(e + LBR_A_COUNT);
-        if (size == 0) return fail(err, errlen, LBR_ERR_FORMAT, "array %" PRIu32 ": unknown dtype %" PRIu32, i, dtype);
+        if (size == 0) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "array %" PRIu32 ": unknown dtype %" PRIu32, i, dtype);
         if (rd32(e + LBR_A_RESERVED0) != 0 || rd32(e + LBR_A_RESERVED1) != 0)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "array %" PRIu32 ": reserved fields are 0x%08" PRIx32 " and 0x%08" PRIx32 ", must be 0", i,
                         rd32(e + LBR_A_RESERVED0), rd32(e + LBR_A_RESERVED1));
         if (off % LBR_ALIGN != 0)
-            return fail(err, errlen, LBR_ERR_FORMAT, "array %" PRIu32 ": offset %" PRIu64 " is not a multiple of %u", i,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT, "array %" PRIu32 ": offset %" PRIu64 " is not a multiple of %u", i,
                         off, LBR_ALIGN);
         if (off < tables_end)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "array %" PRIu32 ": offset %" PRIu64 " is inside the header and tables (which end at %" PRIu64
                         ")",
                         i, off, tables_end);
         if (off < prev_end)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "array %" PRIu32 ": offset %" PRIu64 " overlaps array %" PRIu32 " (which ends at %" PRIu64
                         "): arrays must be in increasing offset order",
                         i, off, i - 1, prev_end);
         if (off > file_size)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "array %" PRIu32 ": offset %" PRIu64 " is beyond the end of the file (%" PRIu64 " bytes)", i, off,
                         file_size);
         /* count * size <= file_size - off, tested by division so that no product of
          * untrusted numbers is ever formed */
         if (count > (file_size - off) / size)
-            return fail(err, errlen, LBR_ERR_FORMAT,
+            return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                         "array %" PRIu32 ": count %" PRIu64 " of %s at offset %" PRIu64
                         " runs past the end of the file (%" PRIu64 " bytes)",
-                        i, count, dtype_name(dtype), off, file_size);
+                        i, count, lbr_dtype_name(dtype), off, file_size);
         const uint64_t bytes = count * size;
         const uint32_t acrc = rd32(e + LBR_A_CRC), acrc_now = lbr_crc32(b + off, (size_t)bytes, 0);
         if (acrc != acrc_now)
-            return fail(err, errlen, LBR_ERR_CRC,
+            return lbr_fail(err, errlen, LBR_ERR_CRC,
                         "array %" PRIu32 ": CRC mismatch (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")", i, acrc,
                         acrc_now);
         prev_end = off + bytes;
@@ -178,7 +161,7 @@ int lbr_file_open(lbr_file *f, const void *buf, size_t len, char *err, size_t er
         for (int k = LBR_LAYER_RESERVED; k < LBR_LAYER_FIELDS; k++) {
             const uint32_t v = rd32(layers + (size_t)l * LBR_LAYER_BYTES + 4 * (size_t)k);
             if (v != 0)
-                return fail(err, errlen, LBR_ERR_FORMAT,
+                return lbr_fail(err, errlen, LBR_ERR_FORMAT,
                             "layer %" PRIu32 ": field %d is %" PRIu32 ", reserved fields (%d .. %d) must be 0", l, k, v,
                             LBR_LAYER_RESERVED, LBR_LAYER_FIELDS - 1);
         }

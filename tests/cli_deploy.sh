@@ -9,6 +9,7 @@
 set -u
 LB=$1
 SRC=$2
+SAN=${3:-}   # the build's sanitizer flags: the driver below links its instrumented runtime
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok() { pass=$((pass+1)); }
@@ -36,13 +37,14 @@ cat > "$T/driver.c" <<'C'
 #include <string.h>
 int fmnist_run(const float *x, float *out);
 int main(int argc, char **argv) {
-    FILE *f = fopen(argv[1], "rb");
     static _Alignas(64) unsigned char buf[1 << 22];
+    FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
+    if (!f) return 2;
     size_t len = fread(buf, 1, sizeof buf, f);
     fclose(f);
     size_t need;
     char err[256];
-    if (argc < 2 || lbr_plan(buf, len, 1, NULL, &need, err, sizeof err)) return 2;
+    if (lbr_plan(buf, len, 1, NULL, &need, err, sizeof err)) return 2;
     void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
     lbr_model *m;
     if (lbr_load(&m, buf, len, 1, arena, need, NULL, err, sizeof err)) return 3;
@@ -57,7 +59,8 @@ int main(int argc, char **argv) {
 C
 CC=${CC:-cc}
 RT=$(dirname "$LB")/liblowbit_runtime.a
-if $CC -std=c11 -Wall -Wextra -Werror -O1 -I "$SRC/runtime" "$T/driver.c" "$T/model.c" "$RT" -lm -o "$T/driver" 2> "$T/cc.err"; then
+# shellcheck disable=SC2086
+if $CC -std=c11 -Wall -Wextra -Werror -O1 $SAN -I "$SRC/runtime" "$T/driver.c" "$T/model.c" "$RT" -lm -o "$T/driver" 2> "$T/cc.err"; then
   ok
   "$T/driver" "$T/s.lbm" && ok || bad "generated C source disagrees with the runtime (status $?)"
 else

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deployment end to end through the CLI, on a Fashion-MNIST subset:
-#  1. a quantized fmnist-mlp and fmnist-cnn exported to .lbm run in the runtime with the
-#     same predictions as lowbit's own forward (`lowbit run --check`);
+#  1. a quantized fmnist-mlp, fmnist-cnn and fmnist-resnet exported to .lbm run in the
+#     runtime with the same predictions as lowbit's own forward (`lowbit run --check`);
 #  2. the --c-source file compiles with -Wall -Wextra -Werror and gives, bit for bit, the
 #     runtime's logits;
 #  3. bad input: a truncated or corrupted .lbm, a missing file, bad flags get a message and
@@ -18,7 +18,9 @@ common=(--threads 2 --batch 64 --limit-train 2048 --limit-test 500 --quiet)
 "$LB" train --model fmnist-mlp "${common[@]}" --epochs 1 --out "$T/f.safetensors" || bad "float train"
 "$LB" train --model fmnist-mlp "${common[@]}" --quant uniform:4/4 --init "$T/f.safetensors" --epochs 1 --out "$T/u.safetensors" || bad "train uniform"
 "$LB" train --model fmnist-cnn "${common[@]}" --quant syq:2/2,group=layer --epochs 1 --max-steps 8 --out "$T/s.safetensors" || bad "train syq cnn"
-for m in u s; do
+# a residual network: Add (with its Relu and quantizer), GlobalAveragePool, a 1x1 projection
+"$LB" train --model fmnist-resnet "${common[@]}" --quant uniform:4/4 --epochs 1 --max-steps 8 --out "$T/r.safetensors" || bad "train resnet"
+for m in u s r; do
   "$LB" export --ckpt "$T/$m.safetensors" --out "$T/$m.lbm" > "$T/$m.export" || bad "export $m: $(cat "$T/$m.export")"
   grep -q "bytes = weights" "$T/$m.export" && ok || bad "export $m prints no size line"
   r=$("$LB" run "$T/$m.lbm" --limit 500 --latency-samples 20 --check "$T/$m.safetensors" --threads 2 --json 2>"$T/err") || bad "run $m: $(cat "$T/err")"

@@ -12,8 +12,10 @@
  *   lbr_model, lbr_layer_rt[n_layers]
  *   per CONV/GEMM layer: weights in the path's layout (FLOAT: float rows in blocks of 8
  *     outputs interleaved, [group][block][k][8]; S8U8/SHIFT: O int8 byte rows of
- *     lbr_bytes(Kc); BITSERIAL: P then Q, O bit rows each; BUCKET: O x W_BITS bit planes
- *     and the float codebook), then mul[O], add[O]; integer paths with code outputs:
+ *     lbr_bytes(Kc); BITSERIAL: with a lanes kernel (AVX2 or AVX-512, not ref_kernels)
+ *     each group's weights in the lanes layout of lbr_kernels.h, the group starting at a
+ *     block, else P then Q, O bit rows each; BUCKET: O x W_BITS bit planes and the float
+ *     codebook), then mul[O], add[O]; integer paths with code outputs:
  *     the integer thresholds thr[2^OUT_BITS - 1][O] and their signs tsg[O]
  *   per layer: decoded ENC_PARAMS, OUT_VALUES (ADD: mul[C], add[C])
  *   the input, NHWC floats, max_batch samples
@@ -77,6 +79,7 @@ typedef struct lbr_layer_rt {
     float *wf;                       /* FLOAT: packed weights */
     int8_t *wb;                      /* S8U8, SHIFT: byte rows */
     uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp */
+    uint64_t *wl;                    /* BITSERIAL with a lanes kernel: lanes layout, per group */
     float *cb;                       /* BUCKET: codebook */
     float *mul, *add;                /* per output channel */
     float *encp;                     /* decoded ENC_PARAMS */
@@ -99,6 +102,7 @@ struct lbr_model {
     void *acc;        /* int32 sums or float sums, rows x O */
     int32_t *bacc;    /* bucket sums, rows x O/G x 2^W_BITS */
     lbr_bitserial_fn bitserial;
+    lbr_bitserial_lanes_fn bitserial_lanes; /* NULL: bitserial on P, Q rows */
     lbr_s8u8_fn s8u8;
     lbr_shift_fn shift;
     lbr_bucket_fn bucket;
@@ -577,6 +581,25 @@ static void float_gemm_base(int nr, int og, int kc, const float *x, const float 
 static void float_gemm_avx2(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy);
 #endif
 
+/* The bitserial kernel on the lanes layout the options call for, into *v: the best this
+ * CPU runs, its AVX2 one under avx2_only; none (0) under ref_kernels, which runs
+ * lbr_bitserial_ref on P, Q rows, or without AVX2. The weights' layout follows from it,
+ * so build() asks when planning as well as when loading. */
+static int lanes_kernel(const lbr_options *opt, lbr_kvariant *v) {
+    if (opt && opt->ref_kernels) return 0;
+    lbr_cpu cpu;
+    lbr_cpu_detect(&cpu);
+    lbr_kvariant all[4];
+    const int n = lbr_bitserial_lanes_variants(&cpu, all);
+    int pick = n - 1;
+    if (opt && opt->avx2_only)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(all[i].name, "avx2-lanes")) pick = i;
+    if (pick < 0) return 0;
+    *v = all[pick];
+    return 1;
+}
+
 static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
@@ -600,6 +623,11 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     m->bucket = fn[LBR_K_BUCKET] ? (lbr_bucket_fn)fn[LBR_K_BUCKET] : lbr_bucket_ref;
     for (int fam = 0; fam < LBR_K_COUNT; fam++)
         if (!m->vname[fam]) m->vname[fam] = "ref";
+    lbr_kvariant lv;
+    if (lanes_kernel(opt, &lv)) {
+        m->bitserial_lanes = (lbr_bitserial_lanes_fn)lv.fn;
+        m->vname[LBR_K_BITSERIAL] = lv.name;
+    }
     m->pack = pack_planes;
     m->fgemm = float_gemm_base;
 #if LBR_X86
@@ -622,7 +650,11 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     const uint64_t nb = ceil_div(og, LBR_BLK);
     if (R->path == LBR_PATH_FLOAT) memset(R->wf, 0, (size_t)(L->g * nb * LBR_BLK * kc) * sizeof(float));
     if (R->path == LBR_PATH_S8U8 || R->path == LBR_PATH_SHIFT) memset(R->wb, 0, (size_t)O * KB);
-    if (R->path == LBR_PATH_BITSERIAL) { /* two separately aligned blocks */
+    /* BITSERIAL: the lanes layout, one part per group (padding outputs zero), or P and Q,
+     * two separately aligned blocks */
+    const size_t lw = R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words((int)og, (int)kc) : 0;
+    if (R->path == LBR_PATH_BITSERIAL && R->wl) memset(R->wl, 0, (size_t)L->g * lw * sizeof(uint64_t));
+    if (R->path == LBR_PATH_BITSERIAL && !R->wl) {
         memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
         memset(R->wq, 0, (size_t)O * KW * sizeof(uint64_t));
     }
@@ -655,10 +687,15 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
                 R->wb[o * KB + k] = (int8_t)(v < 0 ? -s : s);
                 break;
             }
-            case LBR_PATH_BITSERIAL:
-                if (lv[code] == 1) R->wp[o * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
-                if (lv[code] == -1) R->wq[o * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
+            case LBR_PATH_BITSERIAL: {
+                if (lv[code] != 1 && lv[code] != -1) break;
+                const uint64_t bit = (uint64_t)1 << (k & 63);
+                if (R->wl)
+                    R->wl[gi * lw + lbr_bitserial_lanes_index((int)kc, (int)oo, (int)(k >> 6), lv[code] == -1)] |= bit;
+                else
+                    (lv[code] == 1 ? R->wp : R->wq)[o * KW + (k >> 6)] |= bit;
                 break;
+            }
             case LBR_PATH_BUCKET:
                 for (uint32_t p = 0; p < L->w_bits; p++)
                     if (code >> p & 1u) R->wp[(o * L->w_bits + p) * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
@@ -705,6 +742,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
     }
     const uint64_t B = (uint64_t)max_batch;
     uint64_t col_b = 0, planes_b = 0, acc_b = 0, bacc_b = 0;
+    lbr_kvariant lanes_v;
+    const int lanes = lanes_kernel(opt, &lanes_v); /* bitserial weights in the lanes layout */
     lay L;
     for (uint32_t l = 0; l < n; l++) {
         if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
@@ -721,9 +760,13 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
             case LBR_PATH_FLOAT: wts = take(&P, L.g * ceil_div(L.og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
             case LBR_PATH_S8U8:
             case LBR_PATH_SHIFT: wts = take(&P, O * kb); break;
-            case LBR_PATH_BITSERIAL:
-                wts = take(&P, O * kw64 * 8);
-                wts2 = take(&P, O * kw64 * 8);
+            case LBR_PATH_BITSERIAL: /* kc <= LBR_KMAX on this path, og <= 2^28: the sizes fit */
+                if (lanes) {
+                    wts = take(&P, L.g * lbr_bitserial_lanes_words((int)L.og, (int)kc) * 8);
+                } else {
+                    wts = take(&P, O * kw64 * 8);
+                    wts2 = take(&P, O * kw64 * 8);
+                }
                 break;
             case LBR_PATH_BUCKET:
                 wts = take(&P, O * L.w_bits * kw64 * 8);
@@ -778,7 +821,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         R->out_per = (size_t)(O * ohw);
         R->wf = L.path == LBR_PATH_FLOAT ? wts : NULL;
         R->wb = L.path == LBR_PATH_S8U8 || L.path == LBR_PATH_SHIFT ? wts : NULL;
-        R->wp = L.path == LBR_PATH_BITSERIAL || L.path == LBR_PATH_BUCKET ? wts : NULL;
+        R->wl = L.path == LBR_PATH_BITSERIAL && lanes ? wts : NULL;
+        R->wp = (L.path == LBR_PATH_BITSERIAL && !lanes) || L.path == LBR_PATH_BUCKET ? wts : NULL;
         R->wq = wts2;
         R->cb = cb;
         R->mul = mul, R->add = add;
@@ -1181,6 +1225,7 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
     const size_t total = (size_t)batch * R->oh * R->ow, O = (size_t)R->oc;
     const int kc = R->kc, og = R->og, nb = (og + LBR_BLK - 1) / LBR_BLK;
     const size_t KB = (size_t)lbr_bytes(kc), KW = (size_t)lbr_words(kc);
+    const size_t lw = R->wl ? lbr_bitserial_lanes_words(og, kc) : 0; /* a group's lanes weights */
     const int J = 1 << R->w_bits;
     int32_t *acc = M->acc;
     float *y = M->acc;
@@ -1209,7 +1254,11 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
             case LBR_PATH_BITSERIAL:
                 im2col_u8(R, g, r0, nr, M->col, KB);
                 M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);
-                M->bitserial(nr, og, kc, R->in_bits, M->planes, R->wp + o0 * KW, R->wq + o0 * KW, acc + o0, (int)O);
+                if (R->wl)
+                    M->bitserial_lanes(nr, og, kc, R->in_bits, M->planes, R->wl + (size_t)g * lw, acc + o0, (int)O);
+                else
+                    M->bitserial(nr, og, kc, R->in_bits, M->planes, R->wp + o0 * KW, R->wq + o0 * KW, acc + o0,
+                                 (int)O);
                 break;
             case LBR_PATH_BUCKET:
                 im2col_u8(R, g, r0, nr, M->col, KB);

@@ -102,7 +102,9 @@ typedef struct lbr_model lbr_model;
 
 /* Arena bytes a model needs to run up to max_batch (>= 1) samples per call with the
  * options opt (NULL: defaults; the layout depends on them: float_only decodes every
- * weight to float), into *bytes. Validates the file as lbr_load does. */
+ * weight to float; and on the CPU: ternary weights take the lanes layout of the
+ * bitserial kernels where AVX2 runs, unless ref_kernels), into *bytes. Validates the file
+ * as lbr_load does. */
 int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt, size_t *bytes, char *err, size_t errlen);
 
 /* Validate buf and lay the model out in arena (64-byte aligned, at least lbr_plan's
@@ -117,7 +119,7 @@ int lbr_run(lbr_model *m, const float *x, int batch, float *out);
 typedef struct lbr_layer_info {
     int op;                      /* LBR_OP_* */
     lbr_path path;
-    const char *variant;         /* kernel variant name ("avx512vnni", "ref", "scalar" for float) */
+    const char *variant;         /* kernel variant name ("avx512vnni", "avx512-lanes", "ref", "scalar" for float) */
     int w_bits, in_bits, out_bits;   /* 0: float */
     uint64_t macs;               /* per sample */
 } lbr_layer_info;

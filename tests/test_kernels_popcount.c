@@ -6,7 +6,12 @@
  * outside the M x N block fails the same comparison. Shapes cover 1 and odd sizes in M
  * and N (edge tiles), K around word and vector boundaries (tails), K = 65536 with
  * extreme values (counter flushes, largest |C|), and overlapping P/Q bits, for which the
- * reference's formula still defines the result. Integer results: no tolerance. */
+ * reference's formula still defines the result. The bitserial kernels on the lanes layout
+ * get the same P and Q packed by lbr_bitserial_pack_lanes (into a buffer of exactly
+ * lbr_bitserial_lanes_words, pre-filled with a sentinel, so a short packing or a kernel
+ * reading past the last block shows under ASan) and must equal the reference too; a sweep
+ * of N over 1..33 covers partial blocks and odd block counts. Integer results: no
+ * tolerance. */
 #include "kernels/lbr_kernels.h"
 #include "test_util.h"
 
@@ -123,6 +128,10 @@ static void xnor_case(const lbr_kvariant *v, int nv, int M, int N, int K, int ld
     free(ref); free(want); free(W); free(A); free(w); free(a);
 }
 
+/* the lanes variants of the bitserial family (lanes layout), beside the row ones */
+static lbr_kvariant lanes_v[4];
+static int n_lanes;
+
 /* overlap: P and Q are independent random bits (not a ternary weight), compared with the
  * reference only */
 static void bitserial_case(const lbr_kvariant *v, int nv, int M, int N, int K, int abits, int ldc, int dist_a,
@@ -157,6 +166,21 @@ static void bitserial_case(const lbr_kvariant *v, int nv, int M, int N, int K, i
         check_same(overlap ? "bitserial(overlapping P/Q)" : "bitserial", v[i].name, c, ref, M, N, K, ldc, abits);
         free(c);
     }
+    if (n_lanes) {
+        const size_t nw = lbr_bitserial_lanes_words(N, K);
+        CHECK(nw == (size_t)((N + 7) / 8) * KW * 16);
+        uint64_t *W = malloc(nw * sizeof *W);
+        for (size_t i = 0; i < nw; i++) W[i] = 0x5a5a5a5a5a5a5a5aULL;
+        lbr_bitserial_pack_lanes(N, K, P, Q, W);
+        for (int i = 0; i < n_lanes; i++) {
+            int32_t *c = new_c(M, ldc);
+            ((lbr_bitserial_lanes_fn)lanes_v[i].fn)(M, N, K, abits, A, W, c, ldc);
+            check_same(overlap ? "bitserial(overlapping P/Q)" : "bitserial", lanes_v[i].name, c, ref, M, N, K, ldc,
+                       abits);
+            free(c);
+        }
+        free(W);
+    }
     free(ref); free(want); free(Q); free(P); free(A); free(w); free(a);
 }
 
@@ -180,14 +204,56 @@ static int get_variants(const char *fam_name, lbr_kfamily fam, const lbr_cpu *cp
     return nv;
 }
 
+/* the lanes list: exactly the variants the CPU flags call for, none without SIMD */
+static int get_lanes_variants(const lbr_cpu *cpu, lbr_kvariant v[4]) {
+    const lbr_cpu none = {0};
+    lbr_kvariant only[4];
+    CHECK(lbr_bitserial_lanes_variants(&none, only) == 0);
+    const int nv = lbr_bitserial_lanes_variants(cpu, v);
+    CHECK(nv >= 0 && nv <= 4);
+#if defined(__x86_64__)
+    const int want = (cpu->avx2 != 0) + (cpu->avx512vpopcntdq != 0);
+    CHECK_MSG(nv == want, "bitserial lanes: %d variants, CPU flags call for %d", nv, want);
+#endif
+    printf("bitserial lanes variants:");
+    for (int i = 0; i < nv; i++) printf(" %s", v[i].name);
+    printf("\n");
+    return nv;
+}
+
+/* The lanes layout itself, from its definition in lbr_kernels.h, padding included. */
+static void check_pack_lanes(int N, int K) {
+    const int KW = lbr_words(K), NB = (N + 7) / 8;
+    uint64_t *P = malloc((size_t)N * KW * sizeof *P), *Q = malloc((size_t)N * KW * sizeof *Q);
+    for (size_t i = 0; i < (size_t)N * KW; i++) P[i] = rng_next(), Q[i] = rng_next();
+    const size_t nw = lbr_bitserial_lanes_words(N, K);
+    uint64_t *W = malloc(nw * sizeof *W);
+    for (size_t i = 0; i < nw; i++) W[i] = 0x5a5a5a5a5a5a5a5aULL;
+    lbr_bitserial_pack_lanes(N, K, P, Q, W);
+    int bad = 0;
+    CHECK(nw == (size_t)NB * KW * 16);
+    for (int b = 0; b < NB; b++)
+        for (int k = 0; k < KW; k++)
+            for (int j = 0; j < 8; j++) {
+                const int n = 8 * b + j;
+                bad += W[((size_t)b * KW + k) * 16 + j] != (n < N ? P[(size_t)n * KW + k] : 0);
+                bad += W[((size_t)b * KW + k) * 16 + 8 + j] != (n < N ? Q[(size_t)n * KW + k] : 0);
+            }
+    CHECK_MSG(bad == 0, "lbr_bitserial_pack_lanes N=%d K=%d: %d words wrong", N, K, bad);
+    free(W); free(Q); free(P);
+}
+
 int main(void) {
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
     lbr_kvariant xv[4], bv[4];
     const int nx = get_variants("xnor", LBR_K_XNOR, &cpu, xv, (void (*)(void))lbr_xnor_ref);
     const int nb = get_variants("bitserial", LBR_K_BITSERIAL, &cpu, bv, (void (*)(void))lbr_bitserial_ref);
+    n_lanes = get_lanes_variants(&cpu, lanes_v);
+    for (int N = 1; N <= 17; N++) check_pack_lanes(N, N * 37);
 
-    static const int Ks[] = {1, 2, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 511, 512, 513, 3136, 4096 + 17};
+    static const int Ks[] = {1,   2,   63,  64,  65,  127, 128,  129,  200,     255,
+                             256, 257, 288, 511, 512, 513, 576, 3136, 4096 + 17};
     static const int MNs[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 70};
     for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
         const int K = Ks[ki];
@@ -203,6 +269,14 @@ int main(void) {
         }
         bitserial_case(bv, nb, rng_int(1, 9), rng_int(1, 9), K, rng_int(1, 8), 11, DIST_UNIFORM, DIST_UNIFORM, 1);
     }
+    /* the lanes kernels' tiles: N over 1..33 (partial blocks, one to five blocks, so odd
+     * block counts for pairs of blocks), M over 1..9 (row tiles and their edges), at
+     * fmnist-cnn's K = 288 and one full word */
+    for (int N = 1; N <= 33; N++)
+        for (int M = 1; M <= 9; M++) {
+            bitserial_case(bv, nb, M, N, 288, rng_int(1, 8), N + rng_int(1, 3), DIST_UNIFORM, DIST_UNIFORM, 0);
+            bitserial_case(bv, nb, M, N, 64, rng_int(1, 8), N + 1, DIST_UNIFORM, DIST_UNIFORM, M == 5);
+        }
     /* every activation width on one larger shape with odd edges in both dimensions */
     for (int abits = 1; abits <= 8; abits++)
         bitserial_case(bv, nb, 70, 67, 1000, abits, 71, DIST_UNIFORM, DIST_UNIFORM, 0);

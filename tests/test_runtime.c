@@ -21,6 +21,7 @@
  * `test_runtime --write-corpus DIR` writes valid models (DIR/valid_model_*) as seeds for
  * tests/fuzz/fuzz_lbm.c, which then reach lbr_load and lbr_run. */
 #include "export/lbm_write.h"
+#include "kernels/lbr_kernels.h"
 #include "lbr.h"
 #include "lbr_quant.h"
 #include "test_util.h"
@@ -533,6 +534,8 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
     const lbr_options opts[5] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
     const char *oname[5] = {"best", "ref_kernels", "float_only", "prefer_shift", "avx2_only"};
     float *out[5];
+    lbr_cpu cpu;
+    lbr_cpu_detect(&cpu);
     for (int k = 0; k < 5; k++) {
         char ctx[128];
         snprintf(ctx, sizeof ctx, "%s, %s", name, oname[k]);
@@ -553,6 +556,12 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
             if (k == 1 && integer)
                 CHECK_MSG(!strcmp(variants[l], "ref"), "%s: layer %d variant %s", ctx, l, variants[l]);
             if (!integer) CHECK_MSG(!strcmp(variants[l], "scalar"), "%s: layer %d variant %s", ctx, l, variants[l]);
+            /* bitserial runs its lanes kernels wherever AVX2 does, except under ref_kernels */
+            if (paths[l] == LBR_PATH_BITSERIAL && k != 1 && cpu.avx2) {
+                const char *lanes = k == 4 || !cpu.avx512vpopcntdq ? "avx2-lanes" : "avx512-lanes";
+                CHECK_MSG(!strcmp(variants[l], lanes), "%s: layer %d variant %s, %s expected", ctx, l, variants[l],
+                          lanes);
+            }
         }
         compare(ctx, L, &T[last], out[k], batch, 1e-4, exact);
     }
@@ -646,6 +655,35 @@ static void make_chain(tnet *t) {
     L->path = LBR_PATH_S8U8, L->path_shift = LBR_PATH_SHIFT;
 
     L = add_gemm(t, 6, rrange(1, 10));
+    set_weights(L, WK_FLOAT, 0, 0, 0, 1);
+    set_post(t, L, 0, 0, 0, 0, 1);
+    L->path = L->path_shift = LBR_PATH_FLOAT;
+}
+
+/* conv (float) -> grouped ternary conv -> grouped ternary conv -> gemm (float): the
+ * bitserial lanes kernels take each group's outputs in blocks of 8 from a block boundary,
+ * so group sizes of 1 to 17 outputs cover partial, whole and several blocks per group */
+static void make_tern_groups(tnet *t) {
+    memset(t, 0, sizeof *t);
+    t->in_c = rrange(1, 4), t->in_h = t->in_w = rrange(5, 9);
+    static const int abits[] = {1, 2, 2, 3, 4, 8};
+    const int g = rrange(2, 3);
+    tl *L = add_conv(t, 0, g * rrange(1, 4), 3, 1, 1, 1);
+    set_weights(L, WK_FLOAT, 0, 0, 0, 1);
+    set_post(t, L, 1, pick(abits, 6), LBR_ENC_UNIFORM, 1.0f, 1);
+    L->path = L->path_shift = LBR_PATH_FLOAT;
+
+    L = add_conv(t, 1, g * rrange(1, 13), 3, 1, rnd(2), g);
+    set_weights(L, WK_LINEAR, rrange(1, 2), LBR_WG_ROW, LV_TERN, 1);
+    set_post(t, L, 1, pick(abits, 6), LBR_ENC_UNIFORM, rnd(2) ? 1.0f : 0.5f, 1);
+    L->path = L->path_shift = LBR_PATH_BITSERIAL;
+
+    L = add_conv(t, 2, g * rrange(7, 17), 3, 1, 1, g);
+    set_weights(L, WK_LINEAR, 2, LBR_WG_TENSOR, LV_TERN, 1);
+    set_post(t, L, 1, pick(abits, 6), LBR_ENC_UNIFORM, 1.0f, 1);
+    L->path = L->path_shift = LBR_PATH_BITSERIAL;
+
+    L = add_gemm(t, 3, rrange(1, 10));
     set_weights(L, WK_FLOAT, 0, 0, 0, 1);
     set_post(t, L, 0, 0, 0, 0, 1);
     L->path = L->path_shift = LBR_PATH_FLOAT;
@@ -955,6 +993,12 @@ int main(int argc, char **argv) {
         make_chain(&t);
         check_net(name, &t, 1 + s % 5, 1);
         check_codes(name, &t, 1 + (s + 2) % 5);
+        net_free(&t);
+
+        snprintf(name, sizeof name, "ternary groups %d", s);
+        make_tern_groups(&t);
+        check_net(name, &t, 1 + s % 4, 1);
+        check_codes(name, &t, 1 + (s + 1) % 3);
         net_free(&t);
 
         snprintf(name, sizeof name, "pools %d", s);

@@ -12,6 +12,14 @@
  *   bit planes a row of K unsigned b-bit codes as b bit rows, plane p holding bit p of
  *              every code; row m's plane p starts at word ((size_t)m * b + p) * KW.
  *   byte rows  K int8 or uint8 values padded with zeros to KB = lbr_bytes(K) bytes.
+ *   lanes      bitserial weights (N rows of P and of Q, bit rows) in blocks of 8
+ *              outputs, NB = ceil(N / 8) blocks, word k of the block's 8 P rows then
+ *              word k of its 8 Q rows: 16 uint64 per (block, word), k fastest after
+ *              them, so a block is one contiguous stream of 128-byte steps:
+ *                W[((b * KW + k) * 2 + 0) * 8 + j] = P[(8 b + j) * KW + k]
+ *                W[((b * KW + k) * 2 + 1) * 8 + j] = Q[(8 b + j) * KW + k]
+ *              Outputs 8 b + j >= N are zero rows. lbr_bitserial_lanes_words(N, K)
+ *              words in all; lbr_bitserial_pack_lanes builds it from P and Q.
  *
  * Families:
  *   xnor       binary weights x binary activations, both {-1, +1} stored as bits
@@ -21,7 +29,10 @@
  *   bitserial  ternary or binary weights as two bit rows per output, P (w = +1) and
  *              Q (w = -1), x unsigned b-bit activation codes as bit planes:
  *              C = sum_p 2^p (popcount(A_p & P) - popcount(A_p & Q)); P and Q
- *              need not be disjoint (the formula holds as written).
+ *              need not be disjoint (the formula holds as written). The same sums
+ *              also come from the weights in the lanes layout (below), whose kernels
+ *              put 8 outputs in the lanes of a vector: no horizontal sums, and no
+ *              lanes wasted on a K of a few words.
  *   s8u8       int8 weights x uint8 activation codes (up to 8 bits), byte rows:
  *              C = sum_k a_k w_k (VNNI vpdpbusd where present).
  *   shift      power-of-two weights as int8 shift codes s (0: zero; s > 0: +2^(s-1);
@@ -77,5 +88,24 @@ typedef struct lbr_kvariant {
 } lbr_kvariant;
 /* The variants of `family` this CPU runs, best last; returns how many (at most 4). */
 int lbr_kernel_variants(lbr_kfamily family, const lbr_cpu *cpu, lbr_kvariant out[4]);
+
+/* The lanes layout (above) of bitserial weights: its size in uint64 words, and the packing
+ * from N bit rows each of P and Q (KW = lbr_words(K) words a row) into out (that many
+ * words; every word written, the padding outputs as zeros). Scalar, any caller. The
+ * lanes kernels take W = out and give C as lbr_bitserial_ref(M, N, K, abits, A, P, Q, C,
+ * ldc) does, bit for bit; they only read whole blocks of W and write only C's M x N block. */
+size_t lbr_bitserial_lanes_words(int N, int K);
+void lbr_bitserial_pack_lanes(int N, int K, const uint64_t *P, const uint64_t *Q, uint64_t *out);
+/* Where word w of output n's P row (neg 0) or Q row (neg 1) lies in the lanes layout: the
+ * layout's one definition, for callers that write the bits in place (runtime/lbr.c). */
+static inline size_t lbr_bitserial_lanes_index(int K, int n, int w, int neg) {
+    return (((size_t)(n >> 3) * lbr_words(K) + (size_t)w) * 2 + (size_t)neg) * 8 + (size_t)(n & 7);
+}
+typedef void (*lbr_bitserial_lanes_fn)(int M, int N, int K, int abits, const uint64_t *A, const uint64_t *W,
+                                       int32_t *C, int ldc);
+/* The lanes kernels this CPU runs ("avx2-lanes", "avx512-lanes"), best last; returns how
+ * many (0 to 2: none without AVX2, where lbr_bitserial_ref on P and Q serves). Their fn
+ * casts to lbr_bitserial_lanes_fn. */
+int lbr_bitserial_lanes_variants(const lbr_cpu *cpu, lbr_kvariant out[4]);
 
 #endif

@@ -17,7 +17,9 @@
  * runtime, so they have no integer GEMM to measure.
  *
  * Families at their natural widths (weights x activations): xnor 1 x 1; bitserial ternary
- * (stored as two bit rows P, Q: wbits 2) x 2; s8u8 8 x 8 (4-bit layers run this same
+ * (stored as two bit rows P, Q: wbits 2) x 2, its row variants and, as rows "avx2-lanes" and
+ * "avx512-lanes", its kernels on the lanes layout (the same P, Q packed once by
+ * lbr_bitserial_pack_lanes, outside the timed calls); s8u8 8 x 8 (4-bit layers run this same
  * kernel on smaller codes, and its time does not depend on the values); shift 4-bit
  * power-of-two codes |s| <= 7 x 4; bucket 2 x 2 and 4 x 4. Inputs are random valid codes
  * from a fixed seed, so every run measures the same data.
@@ -147,6 +149,7 @@ typedef struct {
     config c;
     int M, N, K;
     uint64_t *A, *W, *Q; /* bit rows / planes (Q: bitserial's w = -1 rows) */
+    uint64_t *L;         /* bitserial: W and Q in the lanes layout */
     uint8_t *a8;         /* byte rows */
     int8_t *w8;
     size_t nc; /* int32 elements of C */
@@ -182,6 +185,8 @@ static void job_make(job *j, const config *c, int M, int N, int K, uint64_t seed
                 const int t = rnd_below(3);
                 if (t) (t == 1 ? j->W : j->Q)[(size_t)n * KW + (k >> 6)] |= 1ull << (k & 63);
             }
+        j->L = xalloc(sizeof(uint64_t) * lbr_bitserial_lanes_words(N, K));
+        lbr_bitserial_pack_lanes(N, K, j->W, j->Q, j->L);
         break;
     }
     case LBR_K_S8U8:
@@ -216,11 +221,17 @@ static void job_free(job *j) {
     free(j->A);
     free(j->W);
     free(j->Q);
+    free(j->L);
     free(j->a8);
     free(j->w8);
 }
 
-static void job_run(const job *j, void (*fn)(void), int32_t *C) {
+/* lanes: fn is a bitserial kernel on the lanes layout (lbr_bitserial_lanes_fn) */
+static void job_run(const job *j, void (*fn)(void), int lanes, int32_t *C) {
+    if (lanes) {
+        ((lbr_bitserial_lanes_fn)fn)(j->M, j->N, j->K, j->c.abits, j->A, j->L, C, j->N);
+        return;
+    }
     switch (j->c.fam) {
     case LBR_K_XNOR: ((lbr_xnor_fn)fn)(j->M, j->N, j->K, j->A, j->W, C, j->N); break;
     case LBR_K_BITSERIAL: ((lbr_bitserial_fn)fn)(j->M, j->N, j->K, j->c.abits, j->A, j->W, j->Q, C, j->N); break;
@@ -281,11 +292,12 @@ static double measure(call_fn f, const void *ctx, int warmed) {
 typedef struct {
     const job *j;
     void (*fn)(void);
+    int lanes;
     int32_t *C;
 } kernel_ctx;
 static void kernel_call(const void *p) {
     const kernel_ctx *k = p;
-    job_run(k->j, k->fn, k->C);
+    job_run(k->j, k->fn, k->lanes, k->C);
 }
 
 typedef struct {
@@ -307,7 +319,7 @@ static void row(const char *lname, int batch, const char *fam, const char *var, 
     const double gmacs = (double)M * N * K / sec * 1e-9, speedup = t_sgemm / sec;
     char frac[16] = "-";
     if (ceil_g > 0) snprintf(frac, sizeof frac, "%.1f%%", 100.0 * gmacs / ceil_g);
-    printf("%-6s %5d  %-9s %-10s %2d x %-2d %6d %4d %5d %12.1f %9.2f %8.2fx %8s\n", lname, batch, fam, var, wbits,
+    printf("%-6s %5d  %-9s %-12s %2d x %-2d %6d %4d %5d %12.1f %9.2f %8.2fx %8s\n", lname, batch, fam, var, wbits,
            abits, M, N, K, sec * 1e6, gmacs, speedup, frac);
     fflush(stdout);
     if (g_json) {
@@ -325,16 +337,17 @@ static void row(const char *lname, int batch, const char *fam, const char *var, 
     }
 }
 
-/* ---- correctness, once per (shape, family), before any of its variants is timed */
-static void check_variants(const job *j, const lbr_kvariant *var, int nv, int32_t *ref, int32_t *got,
+/* ---- correctness, once per (shape, family), before any of its variants is timed;
+ * variants from index `lanes` on are lanes-layout kernels */
+static void check_variants(const job *j, const lbr_kvariant *var, int nv, int lanes, int32_t *ref, int32_t *got,
                            const char *lname, int batch) {
     const size_t bytes = sizeof(int32_t) * j->nc;
     /* different sentinels: an element that a variant does not write differs from ref's */
     memset(ref, 0x5a, bytes);
-    job_run(j, var[0].fn, ref);
+    job_run(j, var[0].fn, 0, ref);
     for (int v = 1; v < nv; v++) {
         memset(got, 0xa5, bytes);
-        job_run(j, var[v].fn, got);
+        job_run(j, var[v].fn, v >= lanes, got);
         if (memcmp(got, ref, bytes) != 0) {
             size_t i = 0;
             while (got[i] == ref[i]) i++;
@@ -393,8 +406,9 @@ int cmd_bench(int argc, char **argv) {
 
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
-    lbr_kvariant vars[LBR_K_COUNT][4];
-    int nvars[LBR_K_COUNT];
+    /* a family's variants, then (bitserial) its lanes-layout kernels from index lanes_at[f] */
+    lbr_kvariant vars[LBR_K_COUNT][8];
+    int nvars[LBR_K_COUNT], lanes_at[LBR_K_COUNT];
     printf("lowbit bench: single thread, %s\n", g_quick ? "--quick (smoke test: short measurements, not figures to report)"
                                                           : "median of 5 measurements of >= 0.2 s each");
     const char *ct = getenv("OPENBLAS_CORETYPE");
@@ -404,6 +418,8 @@ int cmd_bench(int argc, char **argv) {
         nvars[f] = lbr_kernel_variants((lbr_kfamily)f, &cpu, vars[f]);
         /* the check below takes variant 0 as the definition */
         if (nvars[f] < 1 || strcmp(vars[f][0].name, "ref") != 0) die("a kernel family does not list ref first");
+        lanes_at[f] = nvars[f];
+        if (f == LBR_K_BITSERIAL) nvars[f] += lbr_bitserial_lanes_variants(&cpu, vars[f] + nvars[f]);
         printf("  %-9s variants:", family_name((lbr_kfamily)f));
         for (int v = 0; v < nvars[f]; v++) printf(" %s", vars[f][v].name);
         printf("\n");
@@ -411,7 +427,7 @@ int cmd_bench(int argc, char **argv) {
     printf("per-core ceilings (DESIGN.md section 5, halved): fp32 %.1f, int8 %.1f, popcount %.1f G MAC/s; "
            "bitserial popcount / (2 abits); bucket none (see source)\n",
            CEIL_FP32_GMACS, CEIL_INT8_GMACS, CEIL_POPCOUNT_GMACS);
-    printf("\n%-6s %5s  %-9s %-10s %7s %6s %4s %5s %12s %9s %9s %8s\n", "layer", "batch", "family", "variant", "w x a",
+    printf("\n%-6s %5s  %-9s %-12s %7s %6s %4s %5s %12s %9s %9s %8s\n", "layer", "batch", "family", "variant", "w x a",
            "M", "N", "K", "us/GEMM", "G MAC/s", "vs sgemm", "%ceil");
 
     const int batches[] = {1, 64};
@@ -444,9 +460,9 @@ int cmd_bench(int argc, char **argv) {
                  * --family runs see the same data as full ones */
                 job_make(&j, cf, M, N, K, 0x6c6f776269740000ull + (uint64_t)l * 16 + (uint64_t)c);
                 int32_t *ref = xalloc(sizeof(int32_t) * j.nc), *got = xalloc(sizeof(int32_t) * j.nc);
-                check_variants(&j, var, nv, ref, got, L->name, batch);
+                check_variants(&j, var, nv, lanes_at[cf->fam], ref, got, L->name, batch);
                 for (int v = 0; v < nv; v++) {
-                    kernel_ctx k = {&j, var[v].fn, got};
+                    kernel_ctx k = {&j, var[v].fn, v >= lanes_at[cf->fam], got};
                     const double t = measure(kernel_call, &k, 1);
                     row(L->name, batch, family_name(cf->fam), var[v].name, cf->wbits, cf->abits, M, N, K, t, t_sgemm,
                         ceiling_gmacs(cf->fam, cf->abits));

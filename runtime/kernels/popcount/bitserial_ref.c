@@ -23,3 +23,16 @@ void lbr_bitserial_ref(int M, int N, int K, int abits, const uint64_t *A, const 
         }
     }
 }
+
+/* The lanes layout (lbr_kernels.h): blocks of 8 outputs, per word k the 8 P words then
+ * the 8 Q words, outputs past N as zero rows. */
+size_t lbr_bitserial_lanes_words(int N, int K) { return (size_t)((N + 7) / 8) * lbr_words(K) * 16; }
+
+void lbr_bitserial_pack_lanes(int N, int K, const uint64_t *P, const uint64_t *Q, uint64_t *out) {
+    const int KW = lbr_words(K), NP = (N + 7) / 8 * 8; /* outputs with the padding */
+    for (int n = 0; n < NP; n++)
+        for (int k = 0; k < KW; k++) {
+            out[lbr_bitserial_lanes_index(K, n, k, 0)] = n < N ? P[(size_t)n * KW + k] : 0;
+            out[lbr_bitserial_lanes_index(K, n, k, 1)] = n < N ? Q[(size_t)n * KW + k] : 0;
+        }
+}

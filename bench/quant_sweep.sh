@@ -38,7 +38,7 @@ CONFIGS=(
   "uniform:4/4 0" "balanced:4/4 0" "uniq:4/4 0 1 2" "qn:4/4 0 1 2" "pot:4/4 0"  # the two closest to the bar: 3 seeds
   "uniq:4/8 0"
   "balanced:2/2 0 1 2" "uniform:2/2 0 1 2" "balanced:2/4 0 1 2" "uniform:2/4 0 1 2"
-  "uniq:2/2 0" "qn:2/2,tmul=50,atmul=20 0"  # QN W2: ternary weights need a high T (docs/methods.md)
+  "uniq:2/2 0 1 2" "qn:2/2,tmul=50,atmul=20 0 1 2"  # QN W2: ternary weights need a high T (docs/methods.md)
   "syq:2/4 0" "syq:1/4 0"
   "balanced:2/4,percentile=mean 0" "uniform:2/4,mode=maxabs 0" "pot:3/4 0" "uniform:3/4 0"
 )

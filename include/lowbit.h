@@ -299,6 +299,8 @@ typedef struct lb_train_progress {
     double test_acc, test_loss; /* kind 1 with evaluation, else -1; kind 2: after re-estimation */
     double elapsed_s;
     double test_acc_before;  /* kind 2 (batch-norm statistics re-estimated): accuracy before */
+    int lm;                  /* language model: loss and accuracy are per token, img_per_s is
+                              * tokens/s, test_* are the validation split's (perplexity exp(test_loss)) */
 } lb_train_progress;
 /* Called every few steps and at each epoch end; return non-zero to stop early
  * (the checkpoint is still written). */
@@ -317,6 +319,142 @@ typedef struct lb_eval_result {
 } lb_eval_result;
 
 lb_status lb_eval(lb_model *m, const lb_dataset *d, int batch, lb_eval_result *r);
+
+/* ---------------------------------------------------------------- language models */
+
+/* Text corpora for language models (src/data/text.c): a plain-text file, or the KJV
+ * Bible ("kjv"), read line by line, split 90/5/5 by line order, tokenized at word or
+ * character level.
+ *
+ * Lines
+ *   A line ends with "\n", "\r\n" (the "\r" is dropped) or the end of the file; a final
+ *   line without "\n" still counts. Empty lines count too. With L lines, the first
+ *   floor(L*90/100) are the training split, the next floor(L*5/100) validation and the
+ *   rest test, so at least 20 lines are needed for every split to have one.
+ *   The whole file must be UTF-8 without NUL bytes (at both levels); files above
+ *   1 GiB (LB_TEXT_MAX_BYTES) are refused.
+ *
+ * Word level (PTB-like)
+ *   ASCII letters are lowercased; a word is a maximal run of [a-z0-9'] and every other
+ *   byte (spaces, punctuation, non-ASCII) separates words and is dropped. Each line ends
+ *   with <eos>. Vocabulary, from the training split only: <unk> = 0, <eos> = 1, then the
+ *   words by count descending, ties by byte order ascending, at most max_vocab of them.
+ *   Other words map to <unk>. KJV with max_vocab 10000: 10,002 ids.
+ *
+ * Character level
+ *   Each Unicode code point of a line is a symbol, then "\n" ends the line. Vocabulary:
+ *   <unk> = 0, then the code points seen in the training split in ascending order (the
+ *   token string is the code point's UTF-8 encoding; "\n" is always there). <unk> is
+ *   always present, whether or not validation/test have unseen symbols. KJV: 64 ids
+ *   (63 symbols, "\n" included, plus <unk>).
+ *
+ * KJV ("kjv"): the file $LOWBIT_DATA/kjv.txt, default data/kjv.txt relative to the
+ *   working directory, written by scripts/install-deps.sh (31,102 verses one per line,
+ *   references stripped): 27,991 / 1,555 / 1,556 lines. */
+typedef enum lb_text_level { LB_TEXT_WORD = 0, LB_TEXT_CHAR = 1 } lb_text_level;
+enum { LB_TEXT_TRAIN = 0, LB_TEXT_VALID = 1, LB_TEXT_TEST = 2 };
+enum { LB_TEXT_UNK = 0, LB_TEXT_EOS = 1 }; /* ids of <unk> (both levels) and <eos> (word level) */
+
+typedef struct lb_vocab {
+    int n;              /* ids 0..n-1 */
+    char **tok;         /* id -> token, NUL-terminated UTF-8 (owned) */
+    /* private: open-addressing index token -> id (slot holds id or -1) */
+    int32_t *slot_;
+    uint32_t mask_;     /* capacity - 1, capacity a power of two >= 2n */
+} lb_vocab;
+
+typedef struct lb_text {
+    lb_text_level level;
+    lb_vocab vocab;
+    int32_t *ids[3];    /* token streams of the three splits (owned), values in [0, vocab.n) */
+    int64_t len[3];     /* tokens per split */
+    int64_t lines[3];   /* lines per split (= <eos> / "\n" tokens in the split) */
+    char *source;       /* path, for messages (owned) */
+} lb_text;
+
+/* spec: "kjv" (the file $LOWBIT_DATA/kjv.txt, default data/kjv.txt relative to the working
+ * directory; when missing the error says to run scripts/install-deps.sh; "./kjv" names a
+ * file called kjv) or a path to a plain-text file. max_vocab: word level cap (>= 1; checked
+ * but otherwise ignored at char level). *out is NULL on failure.
+ * Errors, each message naming the file (and the line, 1-based, and byte offset, 0-based,
+ * where relevant):
+ *   LB_ERR_INVALID  max_vocab < 1, NULL or empty spec, unknown level
+ *   LB_ERR_IO       missing or unreadable file (for kjv: run scripts/install-deps.sh)
+ *   LB_ERR_FORMAT   empty file, binary file (a NUL byte), invalid UTF-8 (overlong, truncated
+ *                   or stray continuation byte, surrogate, above U+10FFFF), fewer than 20
+ *                   lines, a training split without words (word vocabulary of size 0), a file
+ *                   above LB_TEXT_MAX_BYTES
+ *   LB_ERR_NOMEM */
+lb_status lb_text_load(lb_text **out, const char *spec, lb_text_level level, int max_vocab);
+/* The same from a buffer (tests, fuzzing; need not be NUL-terminated); `source` names it
+ * in messages and becomes t->source. */
+lb_status lb_text_load_buffer(lb_text **out, const char *buf, size_t len, const char *source,
+                              lb_text_level level, int max_vocab);
+void lb_text_free(lb_text *t);
+
+/* Token id of a token string (exact match: "the", "<eos>", "\n", "<unk>"), or -1. */
+int32_t lb_vocab_find(const lb_vocab *v, const char *tok);
+
+/* The vocabulary as JSON, {"level":"word"|"char","tokens":["<unk>","<eos>","the",...]}
+ * (tokens in id order), for a checkpoint's metadata. Returns a malloc'd NUL-terminated
+ * string (free()), or NULL (out of memory; message set). */
+char *lb_vocab_to_json(const lb_vocab *v, lb_text_level level);
+/* Parse that JSON into *v (initialised here; release with lb_vocab_free) and *level.
+ * Validates that the tokens are ones the loader could have made: word level "<unk>",
+ * "<eos>", then at least one non-empty [a-z0-9'] word; char level "<unk>" then at least one
+ * token that is a single code point (not U+0000), strictly ascending; no duplicates.
+ * LB_ERR_FORMAT with a message naming `source` (and the token index) otherwise; *v is then
+ * left empty (n = 0) and needs no free. */
+lb_status lb_vocab_from_json(lb_vocab *v, lb_text_level *level, const char *json, const char *source);
+/* Frees what v owns and zeroes it (safe on a zeroed vocab). */
+void lb_vocab_free(lb_vocab *v);
+
+/* Tokenize a prompt with an existing vocabulary (for text generation), by the rules above:
+ * unknown words / symbols map to <unk>; each "\n" (or "\r\n") in s gives <eos> at word
+ * level and the "\n" symbol at char level; nothing is appended at the end. *ids is malloc'd
+ * (free(); non-NULL even when *n = 0). LB_ERR_INVALID for invalid UTF-8 in s (message
+ * "prompt: byte offset ..."), LB_ERR_NOMEM. */
+lb_status lb_text_encode(const lb_vocab *v, lb_text_level level, const char *s, int32_t **ids, int64_t *n);
+
+/* Write the text of token `id` at buf: word level " word" (a space, then the word; <unk>
+ * gives " <unk>") and "\n" for <eos>; char level the code point's UTF-8 bytes, and U+FFFD
+ * (the replacement character, 3 bytes) for <unk>. Writes at most cap - 1 bytes, cut back to
+ * a whole code point when it does not fit, then a NUL (when cap > 0). Returns the bytes
+ * written, NUL excluded (0 for an id out of range), so a caller appends with
+ * `p += lb_text_decode(v, level, id, p, (size_t)(end - p));`. */
+size_t lb_text_decode(const lb_vocab *v, lb_text_level level, int32_t id, char *buf, size_t cap);
+
+
+/* A sequence model's spec has "input": {"tokens": T, "level": "word"|"char"}: a sample
+ * is a token, Gather embeds it, LSTM/GRU run over sequences of T steps, and the last
+ * Gemm predicts the next token. */
+
+int lb_model_is_lm(const lb_model *m);
+int lb_model_seq_len(const lb_model *m);      /* T, the BPTT length */
+int lb_model_text_level(const lb_model *m);   /* 0 word, 1 char */
+int lb_model_vocab(const lb_model *m);        /* the Gather's vocabulary (0 when none) */
+/* The spec's own training recipe ("adam lr=1e-3 batch=20 clip=10 ..."), or NULL. */
+const char *lb_model_recipe(const lb_model *m);
+
+typedef struct lb_lm_result {
+    double loss;             /* mean cross-entropy per token, nats */
+    double perplexity;       /* exp(loss) */
+    double bpc;              /* loss / ln 2: bits per token (per character at char level) */
+    double accuracy;         /* next-token accuracy */
+    int64_t tokens;
+    double seconds;
+} lb_lm_result;
+
+/* Truncated BPTT over the training split (t->ids[0]), validation perplexity after each
+ * epoch. The vocabulary is saved in the checkpoint's metadata ("vocab"). */
+lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg, lb_progress_fn cb, void *user);
+/* Perplexity of split 0 (train), 1 (validation) or 2 (test), `batch` streams (PyTorch's
+ * example evaluates with 10). */
+lb_status lb_eval_lm(lb_model *m, const lb_text *t, int split, int batch, lb_lm_result *r);
+/* Feed the prompt, then sample n_out tokens into out (temperature 0: the most likely
+ * token) with a generator keyed by seed. */
+lb_status lb_lm_generate(lb_model *m, const int32_t *prompt, int64_t n_prompt, int32_t *out, int64_t n_out,
+                         float temperature, uint64_t seed);
 
 /* ---------------------------------------------------------------- checkpoints */
 

@@ -57,7 +57,7 @@ void lb_rng_uniform(float *out, int64_t n, float lo, float hi, uint64_t key, uin
 void lb_rng_permutation(int64_t *perm, int64_t n, uint64_t key, uint64_t stream);
 
 /* Purposes for lb_rng_key: fixed forever, since checkpoints depend on them. */
-enum { LB_RNG_INIT = 1, LB_RNG_SHUFFLE = 2, LB_RNG_DROPOUT = 3, LB_RNG_AUGMENT = 4, LB_RNG_QUANT = 5 };
+enum { LB_RNG_INIT = 1, LB_RNG_SHUFFLE = 2, LB_RNG_DROPOUT = 3, LB_RNG_AUGMENT = 4, LB_RNG_QUANT = 5, LB_RNG_SAMPLE = 6 };
 
 /* ------------------------------------------------------------ threads (core/threads.c) */
 

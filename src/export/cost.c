@@ -15,6 +15,7 @@ static int input_bits(const lb_model *m, const lb_node *n) {
         const lb_node *q = &m->nodes[p];
         if (q->aq) return q->aq->bits;
         if (q->op != LB_OP_MAXPOOL && q->op != LB_OP_FLATTEN && q->op != LB_OP_DROPOUT) break;
+        /* an LSTM/GRU quantizes its own hidden state (rnn_cost) */
         p = q->in[0];
     }
     return 32;
@@ -44,8 +45,33 @@ static int64_t meta_bytes(const lb_quant *q) {
     return 0;
 }
 
+/* An LSTM/GRU per time step: the input projection (G*H x I, reading the input's
+ * bits) and the recurrent one (G*H x H, reading its own hidden state: its activation
+ * quantizer's bits, as Bit-RNN quantizes h), each counted with UNIQ's formula; the
+ * elementwise gate arithmetic is not a multiply-accumulate and is left out, as the
+ * papers do. Bytes: both weight matrices at their bits and the float biases. */
+static int rnn_cost(const lb_model *m, const lb_node *n, lb_layer_cost *c) {
+    const lb_tensor_entry *w = &m->tensors[n->p0], *r = &m->tensors[n->p0 + 1], *b = &m->tensors[n->p0 + 2];
+    c->name = n->name;
+    c->op = lb_op_names[n->op];
+    c->method = n->wq ? n->wq->method->name : "fp32";
+    c->wbits = n->wq ? n->wq->bits : 32;
+    c->abits = input_bits(m, n);
+    int hbits = n->aq ? n->aq->bits : 32;
+    c->params = w->size + r->size + b->size;
+    c->macs = n->macs;
+    double bw = c->wbits;
+    c->bops = (double)w->size * ((double)c->abits * bw + c->abits + bw + log2((double)w->shape[1])) +
+              (double)r->size * ((double)hbits * bw + hbits + bw + log2((double)r->shape[1]));
+    c->bytes = n->wq ? (w->size * c->wbits + 7) / 8 + meta_bytes(n->wq) : 4 * w->size;
+    c->bytes += n->rq ? (r->size * c->wbits + 7) / 8 + meta_bytes(n->rq) : 4 * r->size;
+    c->bytes += 4 * b->size;
+    return 1;
+}
+
 int lb_model_layer_cost(const lb_model *m, int i, lb_layer_cost *c) {
     const lb_node *n = &m->nodes[i];
+    if (lb_op_is_rnn(n->op)) { memset(c, 0, sizeof *c); return rnn_cost(m, n, c); }
     if (n->op != LB_OP_CONV && n->op != LB_OP_GEMM) return 0;
     const lb_tensor_entry *w = &m->tensors[n->p0];
     memset(c, 0, sizeof *c);

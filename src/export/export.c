@@ -481,6 +481,9 @@ lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **out, size_t *len, lb_expor
     memset(info, 0, sizeof *info);
     *out = NULL;
     *len = 0;
+    if (m->seq_len)
+        return lb_fail(LB_ERR_INVALID, "model '%s' is a language model: the runtime has no LSTM, GRU or Gather kernels yet "
+                       "(DESIGN.md: they follow the recurrent-network work)", m->name);
     exporter e = {.m = m, .info = info};
     lbm_builder_init(&e.b);
     const size_t N = (size_t)m->n_nodes;

@@ -1,6 +1,7 @@
 /* Graph execution: buffer planning, forward and backward over the nodes in order. */
 #include "graph/graph.h"
 #include "ops/conv_direct.h"
+#include "ops/rnn.h"
 
 #include <omp.h>
 #include <string.h>
@@ -18,6 +19,13 @@ static lb_pool_shape pool_shape(const lb_model *m, const lb_node *n, int B) {
                            n->sh, n->sw, n->ph, n->pw, n->count_include_pad};
 }
 
+/* rows = sequences x time steps (the order b*T + t) */
+static lb_rnn_shape rnn_shape(const lb_model *m, const lb_node *n, int rows) {
+    int ic, ih, iw;
+    lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
+    return (lb_rnn_shape){rows / m->seq_T, m->seq_T, ic, n->c, n->bitrnn};
+}
+
 /* Two passes: the first (base == NULL) only adds up sizes, the second carves. */
 static size_t plan(lb_model *m, char *base, int B, int training) {
     size_t off = 0;
@@ -27,11 +35,12 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
         off += (_n + LB_ALIGN - 1) / LB_ALIGN * LB_ALIGN;           \
     } while (0)
     CARVE(m->x, float, (int64_t)B * m->in_size);
-    int64_t dcol = 0, scratch = 0;
+    int64_t dcol = 0, scratch = 0, rnn_scratch = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
         int64_t sz = (int64_t)B * n->out_size;
         n->dout = NULL; n->save = NULL; n->invstd = NULL; n->argmax = NULL; n->dwk = NULL; n->wk = NULL;
+        n->ids = NULL; n->state_h = n->state_c = n->h0 = n->c0 = NULL;
         if (n->fused) { /* aliases its BN: the BN's node comes first, its pointers are set */
             if (base) { n->out = m->nodes[n->in[0]].out; n->dout = m->nodes[n->in[0]].dout; }
             if (n->aq) {
@@ -67,12 +76,28 @@ static size_t plan(lb_model *m, char *base, int B, int training) {
             break;
         case LB_OP_MAXPOOL: CARVE(n->argmax, int32_t, sz); break;
         case LB_OP_DROPOUT: if (training) CARVE(n->save, float, sz); break;
+        case LB_OP_GATHER: CARVE(n->ids, int32_t, B); break;
+        case LB_OP_LSTM:
+        case LB_OP_GRU: {
+            /* sized for B sequences of one step: the most any split of B rows needs */
+            int ic, ih, iw;
+            lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
+            lb_rnn_shape s = {B, 1, ic, n->c, n->bitrnn};
+            int lstm = n->op == LB_OP_LSTM;
+            if (training) CARVE(n->save, float, lstm ? lb_lstm_save_size(&s) : lb_gru_save_size(&s));
+            rnn_scratch = LB_MAX(rnn_scratch, lstm ? lb_lstm_scratch_size(&s) : lb_gru_scratch_size(&s));
+            CARVE(n->state_h, float, (int64_t)B * n->c);
+            CARVE(n->h0, float, (int64_t)B * n->c);
+            if (lstm) { CARVE(n->state_c, float, (int64_t)B * n->c); CARVE(n->c0, float, (int64_t)B * n->c); }
+            break;
+        }
         default: break;
         }
     }
     m->dcol = NULL;
     if (training) CARVE(m->dcol, float, dcol);
     CARVE(m->scratch, float, scratch);
+    CARVE(m->rnn_scratch, float, rnn_scratch);
 #undef CARVE
     return off;
 }
@@ -93,10 +118,19 @@ lb_status lb_graph_reserve(lb_model *m, int batch, int training) {
         return lb_fail(LB_ERR_NOMEM, "cannot allocate %.1f MB of activations for batch %d", need / 1e6, batch);
     }
     plan(m, m->act_block, batch, training);
+    lb_graph_reset_state(m);
     m->cap = batch;
     m->cap_train = training;
     m->plan_threads = threads;
     return LB_OK;
+}
+
+void lb_graph_reset_state(lb_model *m) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        lb_node *n = &m->nodes[i];
+        if (n->state_h) memset(n->state_h, 0, sizeof(float) * (size_t)m->cap * (size_t)n->c);
+        if (n->state_c) memset(n->state_c, 0, sizeof(float) * (size_t)m->cap * (size_t)n->c);
+    }
 }
 
 void lb_graph_set_input(lb_model *m, const float *x, int B) {
@@ -130,6 +164,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
         const float *x = in_ptr(m, n, 0);
         int64_t sz = (int64_t)B * n->out_size;
         if (n->wq) lb_graph_wq_forward(m, n, training);
+        if (n->rq) lb_graph_rq_forward(m, n, training);
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
@@ -172,9 +207,36 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             else
                 memcpy(n->out, x, sizeof(float) * (size_t)sz);
             break;
+        case LB_OP_GATHER: {
+            const float *w = m->params + m->tensors[n->p0].offset;
+            for (int r = 0; r < B; r++) n->ids[r] = (int32_t)x[r]; /* lb_graph_set_tokens checked the range */
+            lb_embedding_forward(n->out, n->ids, w, B, n->c);
+            break;
+        }
+        case LB_OP_LSTM:
+        case LB_OP_GRU: {
+            lb_rnn_shape rs = rnn_shape(m, n, B);
+            size_t st = sizeof(float) * (size_t)rs.B * (size_t)rs.H;
+            int lstm = n->op == LB_OP_LSTM;
+            if (m->carry) {
+                memcpy(n->h0, n->state_h, st);
+                if (lstm) memcpy(n->c0, n->state_c, st);
+            }
+            lb_rnn_hook hook, *hp = n->aq ? lb_graph_rnn_hook(m, n, &hook, training) : NULL;
+            float *y = n->aq ? n->qout : n->out, *save = training ? n->save : NULL;
+            const float *bias = m->params + m->tensors[n->p0 + 2].offset;
+            if (lstm)
+                lb_lstm_forward(y, m->carry ? n->state_h : NULL, m->carry ? n->state_c : NULL, save, m->rnn_scratch, x,
+                                n->weff, n->reff, bias, m->carry ? n->h0 : NULL, m->carry ? n->c0 : NULL, &rs, hp);
+            else
+                lb_gru_forward(y, m->carry ? n->state_h : NULL, save, m->rnn_scratch, x, n->weff, n->reff, bias,
+                               m->carry ? n->h0 : NULL, &rs, hp);
+            break;
+        }
         case LB_OP_COUNT: break;
         }
-        if (n->aq) lb_graph_aq_forward(m, n, sz, training);
+        /* an LSTM/GRU applies its quantizer inside the recurrence */
+        if (n->aq && !lb_op_is_rnn(n->op)) lb_graph_aq_forward(m, n, sz, training);
         if (m->prof) m->prof[i] += omp_get_wtime() - t0;
     }
 }
@@ -187,7 +249,7 @@ void lb_graph_backward(lb_model *m, int B) {
         int acc = n->acc[0];
         double t0 = m->prof ? omp_get_wtime() : 0;
         int64_t sz = (int64_t)B * n->out_size;
-        if (n->aq) lb_graph_aq_backward(m, n, sz);
+        if (n->aq && !lb_op_is_rnn(n->op)) lb_graph_aq_backward(m, n, sz);
         switch (n->op) {
         case LB_OP_CONV: {
             lb_conv_shape s = conv_shape(m, n, B);
@@ -243,9 +305,29 @@ void lb_graph_backward(lb_model *m, int B) {
             if (n->p > 0) lb_mul_backward(dx, n->dout, n->save, sz, acc);
             else lb_pass_backward(dx, n->dout, sz, acc);
             break;
+        case LB_OP_GATHER:
+            lb_embedding_backward(n->dweff, n->dout, n->ids, B, n->vocab, n->c);
+            break;
+        case LB_OP_LSTM:
+        case LB_OP_GRU: {
+            lb_rnn_shape rs = rnn_shape(m, n, B);
+            lb_rnn_hook hook, *hp = n->aq ? lb_graph_rnn_hook(m, n, &hook, 1) : NULL;
+            const float *dy = n->aq ? n->dqout : n->dout;
+            float *db = m->grads + m->tensors[n->p0 + 2].offset;
+            if (hp) lb_graph_rnn_hook_begin(m, n);
+            if (n->op == LB_OP_LSTM)
+                lb_lstm_backward(dx, n->dweff, n->dreff, db, NULL, NULL, m->rnn_scratch, dy, n->save, x, n->weff, n->reff,
+                                 m->carry ? n->h0 : NULL, m->carry ? n->c0 : NULL, &rs, hp, acc);
+            else
+                lb_gru_backward(dx, n->dweff, n->dreff, db, NULL, m->rnn_scratch, dy, n->save, x, n->weff, n->reff,
+                                m->carry ? n->h0 : NULL, &rs, hp, acc);
+            if (hp) lb_graph_rnn_hook_end(m, n);
+            break;
+        }
         case LB_OP_COUNT: break;
         }
         if (n->wq) lb_graph_wq_backward(m, n);
+        if (n->rq) lb_graph_rq_backward(m, n);
         if (m->prof) m->prof[m->n_nodes + i] += omp_get_wtime() - t0;
     }
 }

@@ -4,11 +4,14 @@
 
 #include "lb_internal.h"
 #include "ops/ops.h"
+#include "ops/rnn.h"
 
 typedef enum lb_op {
     LB_OP_CONV, LB_OP_GEMM, LB_OP_BN, LB_OP_RELU, LB_OP_CLIP, LB_OP_MAXPOOL, LB_OP_AVGPOOL,
-    LB_OP_GAP, LB_OP_ADD, LB_OP_FLATTEN, LB_OP_DROPOUT, LB_OP_COUNT
+    LB_OP_GAP, LB_OP_ADD, LB_OP_FLATTEN, LB_OP_DROPOUT, LB_OP_GATHER, LB_OP_LSTM, LB_OP_GRU, LB_OP_COUNT
 } lb_op;
+
+static inline int lb_op_is_rnn(lb_op op) { return op == LB_OP_LSTM || op == LB_OP_GRU; }
 
 extern const char *const lb_op_names[LB_OP_COUNT];
 
@@ -48,26 +51,47 @@ typedef struct lb_node {
      * (fuse_relu); that Relu node is `fused`: its out/dout alias the BN's and it runs nothing */
     int fuse_relu, fused;
     int direct;              /* conv: direct kernels (conv_direct.c) rather than im2col + GEMM */
+    /* Gather: vocabulary (n->c is the embedding width); LSTM/GRU: hidden units are n->c */
+    int vocab;
+    int bitrnn;              /* LSTM/GRU: Bit-RNN cell (sigmoid candidate and cell output, rnn.h) */
     /* buffers, sized for m->cap samples */
     float *out, *dout;
     float *save;             /* conv: im2col; bn: batch mean; dropout: mask */
     float *invstd;           /* bn */
     int32_t *argmax;         /* maxpool */
     float *wk, *dwk;         /* conv: weight as O,KH,KW,I/G and its gradient */
+    int32_t *ids;            /* Gather: the token ids of the batch */
+    float *state_h, *state_c;   /* LSTM/GRU: state carried to the next batch [cap rows, H] */
+    float *h0, *c0;          /* LSTM/GRU: the initial state of this batch (kept for backward) */
     /* Quantizer hook: the op reads its weight from `weff` and writes the weight gradient
      * to `dweff`. Without a quantizer they alias the parameter and its gradient; a weight
      * quantizer points them at its own buffers, fills weff (fake-quantized) before the
      * forward and maps dweff back onto the parameter's gradient after the backward. An
      * activation quantizer wraps `out`/`dout` the same way. */
     float *weff, *dweff;
-    struct lb_quant *wq;     /* weight quantizer (Conv/Gemm), or NULL */
-    struct lb_quant *aq;     /* activation quantizer on this node's output (Relu/Clip), or NULL */
+    struct lb_quant *wq;     /* weight quantizer (Conv/Gemm/LSTM/GRU input weights), or NULL */
+    /* LSTM/GRU: the recurrent weight (tensor p0+1) has its own quantizer, as the input
+     * weight does: reff/dreff alias the parameter without one */
+    float *reff, *dreff;
+    struct lb_quant *rq;
+    struct lb_quant *aq;     /* activation quantizer on this node's output (Relu/Clip), or NULL;
+                              * on LSTM/GRU it quantizes the hidden state inside the recurrence */
     float *qout, *dqout;     /* aq: quantized output and its gradient; consumers read these */
+    int hook_mode;           /* LSTM/GRU aq as the op's hook: what it does this pass (quantize.c) */
+    float *hook_gacc;        /* its learned-parameter gradients summed over time steps */
 } lb_node;
 
 struct lb_model {
     char *name, *spec_json, *source;
+    char *recipe;            /* the spec's training recipe ("adam lr=1e-3 ..."), or NULL */
     int in_c, in_h, in_w;
+    /* Sequence models ("input": {"tokens": T}): a sample is one token (in_size 1, the id
+     * as a float), so every op sees rows = batch x time steps, in the order b*T + t;
+     * only LSTM/GRU split the rows into sequences of seq_T steps. */
+    int seq_len;             /* T of the spec (0: not a sequence model) */
+    int seq_T;               /* time steps of the current batch (<= seq_len) */
+    int text_level;          /* 0 word, 1 char */
+    int carry;               /* LSTM/GRU start from state_h/state_c and leave their final state there */
     int64_t in_size;
     lb_node *nodes;
     int n_nodes;
@@ -80,6 +104,7 @@ struct lb_model {
     void *act_block;
     float *x;                /* input in NHWC */
     float *dcol;             /* shared im2col-conv backward scratch */
+    float *rnn_scratch;      /* shared LSTM/GRU scratch */
     float *scratch;          /* shared direct-conv scratch (sized for plan_threads threads) */
     int plan_threads;        /* thread count the buffers were planned for */
     double *prof;            /* when non-NULL: seconds per node, forward [0, n) and backward [n, 2n) */
@@ -114,6 +139,8 @@ static inline void lb_node_in_shape(const lb_model *m, const lb_node *n, int k, 
     *c = p->c; *h = p->h; *w = p->w;
 }
 int lb_model_find_tensor(const lb_model *m, const char *name);
+/* Sequence models: zero every LSTM/GRU carried state (start of an epoch or evaluation). */
+void lb_graph_reset_state(lb_model *m);
 
 /* Quantization (quantize.c). The spec's "quant" object: {"default": Q, "<layer>": Q, ...}
  * (NULL: none); layer names are checked. */
@@ -125,6 +152,16 @@ void lb_graph_wq_forward(lb_model *m, lb_node *n, int training);
 void lb_graph_wq_backward(lb_model *m, lb_node *n);
 void lb_graph_aq_forward(lb_model *m, lb_node *n, int64_t count, int training);
 void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count);
+/* The recurrent weight's quantizer (LSTM/GRU), as wq for the input weight. */
+void lb_graph_rq_forward(lb_model *m, lb_node *n, int training);
+void lb_graph_rq_backward(lb_model *m, lb_node *n);
+/* An LSTM/GRU's activation quantizer as the op's per-step hook (observing during
+ * calibration, passing through while in float mode). Around the backward, begin zeroes
+ * the quantizer's learned-parameter gradients and end leaves there the sum over steps
+ * (a method's backward overwrites them on every call). */
+lb_rnn_hook *lb_graph_rnn_hook(lb_model *m, lb_node *n, lb_rnn_hook *h, int training);
+void lb_graph_rnn_hook_begin(lb_model *m, lb_node *n);
+void lb_graph_rnn_hook_end(lb_model *m, lb_node *n);
 /* Training-time services: initialise weight quantizers that have no learned values yet
  * (from the latent weights); calibrate activation quantizers that need data (a few
  * forward passes in float, observing); run every quantizer's schedule hook before a

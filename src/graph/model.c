@@ -20,7 +20,7 @@ const char *const lb_op_names[LB_OP_COUNT] = {
     [LB_OP_CONV] = "Conv", [LB_OP_GEMM] = "Gemm", [LB_OP_BN] = "BatchNormalization", [LB_OP_RELU] = "Relu",
     [LB_OP_CLIP] = "Clip", [LB_OP_MAXPOOL] = "MaxPool", [LB_OP_AVGPOOL] = "AveragePool",
     [LB_OP_GAP] = "GlobalAveragePool", [LB_OP_ADD] = "Add", [LB_OP_FLATTEN] = "Flatten",
-    [LB_OP_DROPOUT] = "Dropout",
+    [LB_OP_DROPOUT] = "Dropout", [LB_OP_GATHER] = "Gather", [LB_OP_LSTM] = "LSTM", [LB_OP_GRU] = "GRU",
 };
 
 /* keys each op accepts besides name, op, inputs */
@@ -29,6 +29,7 @@ static const char *const op_keys[LB_OP_COUNT] = {
     [LB_OP_BN] = "eps momentum", [LB_OP_RELU] = "", [LB_OP_CLIP] = "min max",
     [LB_OP_MAXPOOL] = "kernel stride pad", [LB_OP_AVGPOOL] = "kernel stride pad count_include_pad",
     [LB_OP_GAP] = "", [LB_OP_ADD] = "", [LB_OP_FLATTEN] = "", [LB_OP_DROPOUT] = "p",
+    [LB_OP_GATHER] = "vocab dim", [LB_OP_LSTM] = "hidden bitrnn", [LB_OP_GRU] = "hidden bitrnn",
 };
 
 enum { MAX_LAYERS = 4096, MAX_DIM = 1 << 16 };
@@ -216,8 +217,41 @@ static lb_status infer(lb_model *m, lb_node *n, const parse_ctx *c, const cJSON 
                         n->in[1] < 0 ? "input" : m->nodes[n->in[1]].name, bc, bh, bw);
         break;
     }
+    case LB_OP_GATHER: {
+        if (!m->seq_len || n->in[0] >= 0)
+            return FAIL(c, "Gather (embedding) reads the token ids of a sequence model: \"input\": {\"tokens\": T}, and "
+                        "must take the graph input");
+        int e = -1;
+        if ((s = get_int(c, l, "vocab", -1, 2, 1 << 24, &n->vocab)) || (s = get_int(c, l, "dim", -1, 1, MAX_DIM, &e))) return s;
+        if (n->vocab < 0 || e < 0) return FAIL(c, "Gather needs 'vocab' (token ids) and 'dim' (embedding width)");
+        n->c = e;
+        int64_t ws[2] = {n->vocab, e};
+        if ((s = add_tensor(m, n, "weight", 2, ws, 1))) return s;
+        n->macs = 0; /* a lookup */
+        break;
+    }
+    case LB_OP_LSTM:
+    case LB_OP_GRU: {
+        int hid = -1, g = n->op == LB_OP_LSTM ? 4 : 3;
+        if ((s = get_int(c, l, "hidden", -1, 1, MAX_DIM, &hid)) || (s = get_bool(c, l, "bitrnn", 0, &n->bitrnn))) return s;
+        if (hid < 0) return FAIL(c, "%s needs 'hidden' (units)", lb_op_names[n->op]);
+        if (!m->seq_len) return FAIL(c, "%s needs a sequence model: \"input\": {\"tokens\": T}", lb_op_names[n->op]);
+        if (ih != 1 || iw != 1) return FAIL(c, "%s needs a vector per time step but '%s' gives %dx%dx%d", lb_op_names[n->op],
+                                            src_name, ic, ih, iw);
+        n->c = hid;
+        int64_t ws[2] = {(int64_t)g * hid, ic}, rs[2] = {(int64_t)g * hid, hid}, bs[1] = {(int64_t)2 * g * hid};
+        /* ONNX's W, R and B (Wb then Rb), one direction */
+        if ((s = add_tensor(m, n, "weight", 2, ws, 1)) || (s = add_tensor(m, n, "recurrence", 2, rs, 1)) ||
+            (s = add_tensor(m, n, "bias", 1, bs, 1)))
+            return s;
+        n->has_bias = 1;
+        n->macs = (int64_t)g * hid * (ic + hid); /* per time step */
+        break;
+    }
     case LB_OP_RELU: case LB_OP_COUNT: break;
     }
+    if (m->seq_len && n->in[0] < 0 && n->op != LB_OP_GATHER)
+        return FAIL(c, "the input of a sequence model is token ids: only a Gather (embedding) can read it");
     n->out_size = (int64_t)n->c * n->h * n->w;
     return LB_OK;
 }
@@ -314,14 +348,32 @@ static lb_status build(lb_model *m, const cJSON *root, const char *src) {
     parse_ctx c = {src, -1, NULL};
     if (!cJSON_IsObject(root)) return FAIL(&c, "the spec must be a JSON object");
     for (const cJSON *kv = root->child; kv; kv = kv->next)
-        if (!has_word("name description input layers quant", kv->string))
-            return FAIL(&c, "unknown top-level key '%s' (accepted: name, description, input, layers, quant)", kv->string);
+        if (!has_word("name description input layers quant recipe", kv->string))
+            return FAIL(&c, "unknown top-level key '%s' (accepted: name, description, input, layers, quant, recipe)", kv->string);
+    const cJSON *recipe = cJSON_GetObjectItemCaseSensitive(root, "recipe");
+    if (recipe && (!cJSON_IsString(recipe) || strlen(recipe->valuestring) > 200))
+        return FAIL(&c, "'recipe' must be a string such as \"adam lr=1e-3 batch=20 clip=10\" (at most 200 characters)");
+    if (recipe && !(m->recipe = lb_strdup(recipe->valuestring))) return lb_fail(LB_ERR_NOMEM, "out of memory");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     if (name && !cJSON_IsString(name)) return FAIL(&c, "'name' must be a string");
     if (!(m->name = lb_strdup(name ? name->valuestring : "model"))) return lb_fail(LB_ERR_NOMEM, "out of memory");
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
     int dims[3] = {1, 1, 1}, nd = cJSON_GetArraySize(in);
-    if (!cJSON_IsArray(in) || (nd != 1 && nd != 3)) return FAIL(&c, "'input' must be [C, H, W] or [features]");
+    if (cJSON_IsObject(in)) { /* {"tokens": T, "level": "word"|"char"}: a sequence model */
+        nd = 0;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(in, "tokens"), *lv = cJSON_GetObjectItemCaseSensitive(in, "level");
+        for (const cJSON *kv = in->child; kv; kv = kv->next)
+            if (!has_word("tokens level", kv->string))
+                return FAIL(&c, "unknown key 'input'.%s (accepted: tokens, level)", kv->string);
+        if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 1 || t->valuedouble > 100000)
+            return FAIL(&c, "'input'.tokens (time steps per sequence) must be an integer in [1, 100000]");
+        if (lv && (!cJSON_IsString(lv) || (strcmp(lv->valuestring, "word") && strcmp(lv->valuestring, "char"))))
+            return FAIL(&c, "'input'.level must be \"word\" or \"char\"");
+        m->seq_len = m->seq_T = (int)t->valuedouble;
+        m->text_level = lv && !strcmp(lv->valuestring, "char");
+    } else if (!cJSON_IsArray(in) || (nd != 1 && nd != 3)) {
+        return FAIL(&c, "'input' must be [C, H, W], [features] or {\"tokens\": T, \"level\": \"word\"}");
+    }
     for (int i = 0; i < nd; i++) {
         const cJSON *e = cJSON_GetArrayItem(in, i);
         if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 1 || e->valuedouble > MAX_DIM)
@@ -416,6 +468,7 @@ void lb_model_destroy(lb_model *m) {
     free(m->name);
     free(m->spec_json);
     free(m->source);
+    free(m->recipe);
     lb_free(m->params);
     lb_free(m->grads);
     lb_free(m->act_block);
@@ -439,6 +492,10 @@ void lb_model_init_params(lb_model *m, uint64_t seed) {
             const lb_tensor_entry *w = &m->tensors[n->p0];
             int64_t fan_in = w->size / w->shape[0];
             float bound = 1.0f / sqrtf((float)fan_in);
+            /* an embedding as PyTorch's word_language_model example initialises it; LSTM
+             * and GRU as nn.LSTM/nn.GRU: every tensor U(-1/sqrt(H), 1/sqrt(H)) */
+            if (n->op == LB_OP_GATHER) bound = 0.1f;
+            if (lb_op_is_rnn(n->op)) bound = 1.0f / sqrtf((float)n->c);
             lb_rng_uniform(d, t->size, -bound, bound, key, (uint64_t)(n->p0 + k));
         }
     }

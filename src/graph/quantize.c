@@ -35,8 +35,9 @@ lb_status lb_graph_parse_quant(lb_model *m, const cJSON *q, const char *src) {
                 if (!strcmp(m->nodes[i].name, kv->string)) found = i;
             if (found < 0) return lb_fail(LB_ERR_INVALID, "%s: no layer is named '%s'", what, kv->string);
             lb_op op = m->nodes[found].op;
-            if (op != LB_OP_CONV && op != LB_OP_GEMM && op != LB_OP_RELU && op != LB_OP_CLIP)
-                return lb_fail(LB_ERR_INVALID, "%s: '%s' is a %s; quantizers go on Conv/Gemm weights and Relu/Clip outputs", what,
+            if (op != LB_OP_CONV && op != LB_OP_GEMM && op != LB_OP_RELU && op != LB_OP_CLIP && !lb_op_is_rnn(op))
+                return lb_fail(LB_ERR_INVALID, "%s: '%s' is a %s; quantizers go on Conv/Gemm/LSTM/GRU weights and Relu/Clip/"
+                               "LSTM/GRU outputs", what,
                                kv->string, lb_op_names[op]);
             for (int i = 1; i < m->n_qcfg; i++)
                 if (!strcmp(m->qcfg_layer[i], kv->string)) return lb_fail(LB_ERR_INVALID, "%s: given twice", what);
@@ -62,7 +63,15 @@ static void detach(lb_model *m) {
             n->weff = m->params + m->tensors[n->p0].offset;
             n->dweff = m->grads + m->tensors[n->p0].offset;
         }
-        n->wq = n->aq = NULL;
+        if (n->rq) {
+            lb_free(n->reff);
+            lb_free(n->dreff);
+            n->reff = m->params + m->tensors[n->p0 + 1].offset;
+            n->dreff = m->grads + m->tensors[n->p0 + 1].offset;
+        }
+        lb_free(n->hook_gacc);
+        n->hook_gacc = NULL;
+        n->wq = n->aq = n->rq = NULL;
         n->qout = n->dqout = NULL;
     }
     for (int i = 0; i < m->n_quants; i++) {
@@ -99,12 +108,14 @@ static const lb_qcfg *cfg_for(const lb_model *m, const char *layer, const lb_qcf
     return def;
 }
 
-static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role) {
+/* role LB_QW with `recurrent` set: the LSTM/GRU recurrent weight (tensor p0+1, "rq") */
+static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role, int recurrent) {
     lb_quant **qs = realloc(m->quants, sizeof *qs * (size_t)(m->n_quants + 1));
     if (!qs) return lb_fail(LB_ERR_NOMEM, "out of memory");
     m->quants = qs;
     lb_quant *q;
-    const lb_tensor_entry *w = &m->tensors[n->p0];
+    const lb_tensor_entry *w = &m->tensors[n->p0 + recurrent];
+    /* an RNN's hidden-state quantizer sees one step's state per call */
     int64_t shape1 = n->out_size;
     lb_status s = lb_quant_create(&q, c, role, role == LB_QW ? w->ndim : 1, role == LB_QW ? w->shape : &shape1, 0);
     if (s) {
@@ -125,7 +136,7 @@ static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role) 
         size_t len = strlen(n->name) + strlen(q->learn_name[k]) + 8;
         if (!(t->name = malloc(len))) return lb_fail(LB_ERR_NOMEM, "out of memory");
         m->n_tensors++;
-        snprintf(t->name, len, "%s.%s.%s", n->name, role == LB_QW ? "wq" : "aq", q->learn_name[k]);
+        snprintf(t->name, len, "%s.%s.%s", n->name, role == LB_QA ? "aq" : recurrent ? "rq" : "wq", q->learn_name[k]);
         t->ndim = 1;
         t->shape[0] = t->size = q->learn_size[k];
         t->offset = m->n_params;
@@ -136,8 +147,9 @@ static lb_status add_quant(lb_model *m, lb_node *n, const lb_qcfg *c, int role) 
         m->n_params += (t->size + 15) / 16 * 16;
     }
     m->n_quants++;
-    if (role == LB_QW) n->wq = q;
-    else n->aq = q;
+    if (role == LB_QA) n->aq = q;
+    else if (recurrent) n->rq = q;
+    else n->wq = q;
     return LB_OK;
 }
 
@@ -153,18 +165,26 @@ lb_status lb_model_set_quant(lb_model *m, const char *qstr, int quant_all) {
     detach(m);
     const int64_t base_params = m->n_params;
     float *oldp = m->params, *oldg = m->grads;
+    /* the embedding of a sequence model is its first layer (it keeps float weights: a
+     * lookup has no multiplications), so the first LSTM/GRU is quantized by default */
     int first = -1, last = -1, nw = 0;
-    for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].op == LB_OP_CONV || m->nodes[i].op == LB_OP_GEMM) { first = first < 0 ? i : first; last = i; }
+    for (int i = 0; i < m->n_nodes; i++) {
+        lb_op op = m->nodes[i].op;
+        if (op == LB_OP_CONV || op == LB_OP_GEMM || op == LB_OP_GATHER || lb_op_is_rnn(op)) first = first < 0 ? i : first;
+        if (op == LB_OP_CONV || op == LB_OP_GEMM || lb_op_is_rnn(op)) last = i;
+    }
     for (int i = 0; i < m->n_nodes && !s; i++) {
         lb_node *n = &m->nodes[i];
         const lb_qcfg *c = cfg_for(m, n->name, &def);
-        int explicit = c != &def;
-        if ((n->op == LB_OP_CONV || n->op == LB_OP_GEMM) && c->method && c->wbits < 32 &&
-            (quant_all || explicit || (i != first && i != last)))
-            s = add_quant(m, n, c, LB_QW);
-        else if ((n->op == LB_OP_RELU || n->op == LB_OP_CLIP) && c->method && c->abits < 32)
-            s = add_quant(m, n, c, LB_QA);
+        int explicit = c != &def, rnn = lb_op_is_rnn(n->op);
+        if ((n->op == LB_OP_CONV || n->op == LB_OP_GEMM || rnn) && c->method && c->wbits < 32 &&
+            (quant_all || explicit || (i != first && i != last))) {
+            s = add_quant(m, n, c, LB_QW, 0);
+            if (!s && rnn) s = add_quant(m, n, c, LB_QW, 1);
+        }
+        /* an LSTM/GRU's hidden state (Bit-RNN quantizes h, METHODS.md section 1) */
+        if (!s && (n->op == LB_OP_RELU || n->op == LB_OP_CLIP || rnn) && c->method && c->abits < 32)
+            s = add_quant(m, n, c, LB_QA, 0);
     }
     /* the parameter block grows (or shrinks) to hold the learned tensors */
     if (!s && m->n_params != old_params) {
@@ -192,6 +212,20 @@ lb_status lb_model_set_quant(lb_model *m, const char *qstr, int quant_all) {
         } else {
             n->weff = m->params + m->tensors[n->p0].offset;
             n->dweff = m->grads + m->tensors[n->p0].offset;
+        }
+        if (n->rq) {
+            n->reff = lb_alloc(sizeof(float) * (size_t)n->rq->n);
+            n->dreff = lb_alloc(sizeof(float) * (size_t)n->rq->n);
+            if (!n->reff || !n->dreff) s = lb_fail(LB_ERR_NOMEM, "out of memory");
+            n->rq->layer = nw++;
+        } else if (lb_op_is_rnn(n->op)) {
+            n->reff = m->params + m->tensors[n->p0 + 1].offset;
+            n->dreff = m->grads + m->tensors[n->p0 + 1].offset;
+        }
+        if (n->aq && lb_op_is_rnn(n->op)) {
+            int64_t g = 0;
+            for (int k = 0; k < n->aq->nlearn; k++) g += n->aq->learn_size[k];
+            if (g && !(n->hook_gacc = lb_alloc(sizeof(float) * (size_t)g))) s = lb_fail(LB_ERR_NOMEM, "out of memory");
         }
     }
     for (int i = 0; i < m->n_quants; i++) {
@@ -246,6 +280,67 @@ void lb_graph_wq_backward(lb_model *m, lb_node *n) {
     ops_of(q)->backward(q, m->grads + m->tensors[n->p0].offset, n->dweff, latent(m, n), q->n, 0);
 }
 
+void lb_graph_rq_forward(lb_model *m, lb_node *n, int training) {
+    lb_quant *q = n->rq;
+    ops_of(q)->forward(q, n->reff, m->params + m->tensors[n->p0 + 1].offset, q->n, training && !m->q_hard);
+}
+
+void lb_graph_rq_backward(lb_model *m, lb_node *n) {
+    lb_quant *q = n->rq;
+    const int64_t off = m->tensors[n->p0 + 1].offset;
+    ops_of(q)->backward(q, m->grads + off, n->dreff, m->params + off, q->n, 0);
+}
+
+/* what an LSTM/GRU's hidden-state quantizer does this pass */
+enum { HOOK_TRAIN = 0, HOOK_HARD = 1, HOOK_OBSERVE = 2, HOOK_FLOAT = 3 };
+
+static void hook_forward(void *ctx, float *y, const float *x, int64_t n) {
+    lb_node *node = ctx;
+    lb_quant *q = node->aq;
+    if (node->hook_mode == HOOK_OBSERVE || node->hook_mode == HOOK_FLOAT) {
+        if (node->hook_mode == HOOK_OBSERVE && ops_of(q)->observe) ops_of(q)->observe(q, x, n);
+        memcpy(y, x, sizeof(float) * (size_t)n);
+        return;
+    }
+    ops_of(q)->forward(q, y, x, n, node->hook_mode == HOOK_TRAIN);
+}
+
+static void hook_backward(void *ctx, float *dx, const float *dy, const float *x, int64_t n) {
+    lb_node *node = ctx;
+    lb_quant *q = node->aq;
+    if (node->hook_mode == HOOK_FLOAT) { memcpy(dx, dy, sizeof(float) * (size_t)n); return; }
+    ops_of(q)->backward(q, dx, dy, x, n, 0);
+    float *g = node->hook_gacc;
+    for (int k = 0; k < q->nlearn && g; k++) {
+        for (int64_t i = 0; i < q->learn_size[k]; i++) g[i] += q->glearn[k][i];
+        g += q->learn_size[k];
+    }
+}
+
+lb_rnn_hook *lb_graph_rnn_hook(lb_model *m, lb_node *n, lb_rnn_hook *h, int training) {
+    n->hook_mode = m->q_observe ? HOOK_OBSERVE : n->aq->mode == LB_QMODE_FLOAT ? HOOK_FLOAT
+                 : training && !m->q_hard ? HOOK_TRAIN : HOOK_HARD;
+    *h = (lb_rnn_hook){n, hook_forward, hook_backward};
+    return h;
+}
+
+void lb_graph_rnn_hook_begin(lb_model *m, lb_node *n) {
+    (void)m;
+    int64_t g = 0;
+    for (int k = 0; k < n->aq->nlearn; k++) g += n->aq->learn_size[k];
+    if (g) memset(n->hook_gacc, 0, sizeof(float) * (size_t)g);
+}
+
+void lb_graph_rnn_hook_end(lb_model *m, lb_node *n) {
+    (void)m;
+    lb_quant *q = n->aq;
+    const float *g = n->hook_gacc;
+    for (int k = 0; k < q->nlearn && g; k++) {
+        memcpy(q->glearn[k], g, sizeof(float) * (size_t)q->learn_size[k]);
+        g += q->learn_size[k];
+    }
+}
+
 void lb_graph_aq_forward(lb_model *m, lb_node *n, int64_t count, int training) {
     lb_quant *q = n->aq;
     if (m->q_observe || q->mode == LB_QMODE_FLOAT) {
@@ -269,6 +364,7 @@ void lb_quant_init_weights(lb_model *m) {
     for (int i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
         if (n->wq && !n->wq->initialized) ops_of(n->wq)->init(n->wq, latent(m, n), n->wq->n);
+        if (n->rq && !n->rq->initialized) ops_of(n->rq)->init(n->rq, m->params + m->tensors[n->p0 + 1].offset, n->rq->n);
     }
 }
 
@@ -306,6 +402,8 @@ void lb_quant_schedule(lb_model *m, const lb_qsched *sch, uint64_t seed) {
     for (int k = 0; k < m->n_tensors; k++) m->tensors[k].frozen = 0;
     for (int i = 0; i < m->n_nodes; i++)
         if (m->nodes[i].wq) m->tensors[m->nodes[i].p0].frozen = m->nodes[i].wq->frozen;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].rq) m->tensors[m->nodes[i].p0 + 1].frozen = m->nodes[i].rq->frozen;
     for (int k = 0; k < m->n_tensors; k++)
         if (m->tensors[k].qowner >= 0) m->tensors[k].frozen = m->quants[m->tensors[k].qowner]->frozen;
 }

@@ -58,6 +58,7 @@ lb_status lb_ckpt_write(const lb_model *m, const lb_optim *o, const lb_ckpt_meta
         /* the generator is counter-based: (seed, step) is the whole RNG state */
         keys[nm] = "rng"; vals[nm++] = "philox4x32-10; keys from (seed, purpose), counters from (epoch|step, index)";
         if (meta->config_json) { keys[nm] = "train_config"; vals[nm++] = meta->config_json; }
+        if (meta->vocab_json) { keys[nm] = "vocab"; vals[nm++] = meta->vocab_json; }
     }
     s = lb_st_write(path, e, (int)total, keys, vals, nm);
 done:

@@ -254,12 +254,12 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 double t = now_s();
                 lb_train_progress p = {0, (int)((step - 1) / spe), step, spe, max_step, (float)(loss_win / (double)n_win),
                                        (float)hits_win / (float)n_win, lr, (double)n_win / LB_MAX(t - t_win, 1e-9), -1, -1,
-                                       t - t_start, -1};
+                                       t - t_start, -1, 0};
                 if (cb(&p, user)) stop = 1;
                 t_win = t; loss_win = 0; hits_win = 0; n_win = 0;
             }
             if (step == total && cfg->bn_reestimate > 0 && !stop) {
-                lb_train_progress p = {2, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, 0, -1};
+                lb_train_progress p = {2, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, 0, -1, 0};
                 lb_eval_result r;
                 if (test && cfg->eval_every_epoch) {
                     if ((s = lb_eval(m, test, cfg->batch, &r))) { stop = 1; break; }
@@ -275,10 +275,10 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 if (cb && cb(&p, user)) stop = 1;
             }
             if (end_epoch || step == max_step || stop) {
-                lb_ckpt_meta meta = {step, cfg->batch, spe, (int)(step / spe), cfg->seed, cj};
+                lb_ckpt_meta meta = {step, cfg->batch, spe, (int)(step / spe), cfg->seed, cj, NULL};
                 if ((s = lb_ckpt_write(m, &opt, &meta, cfg->out_path))) { stop = 1; break; }
                 if (end_epoch && cb) {
-                    lb_train_progress p = {1, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, now_s() - t_start, -1};
+                    lb_train_progress p = {1, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1, now_s() - t_start, -1, 0};
                     if (test && cfg->eval_every_epoch) {
                         lb_eval_result r;
                         if ((s = lb_eval(m, test, cfg->batch, &r))) { stop = 1; break; }

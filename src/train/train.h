@@ -34,6 +34,7 @@ typedef struct lb_ckpt_meta {
     int epoch;
     uint64_t seed;
     const char *config_json;     /* the training configuration, for the record */
+    const char *vocab_json;      /* language models: the vocabulary (lb_vocab_to_json), or NULL */
 } lb_ckpt_meta;
 lb_status lb_ckpt_write(const lb_model *m, const lb_optim *o, const lb_ckpt_meta *meta, const char *path);
 /* Load tensors; when `o` is non-NULL also the optimizer state (must be present). Reads

@@ -121,10 +121,16 @@ lb_status cli_load_model(const char *arg, lb_model **out) {
     *out = NULL;
     lb_status s = lb_model_create(out, arg); /* sets the message, naming the argument */
     if (s == LB_ERR_IO) {
-        fprintf(stderr, "lowbit: '%s' is neither a spec file nor a zoo model (zoo: fmnist-cnn, fmnist-mlp, fmnist-resnet)\n", arg);
+        fprintf(stderr, "lowbit: '%s' is neither a spec file nor a zoo model (zoo: fmnist-cnn, fmnist-mlp, fmnist-resnet, kjv-word-lstm, kjv-word-gru, kjv-char-lstm)\n", arg);
         return LB_ERR_INVALID;
     }
     return s;
+}
+
+lb_status cli_load_text(const lb_model *m, const char *data, lb_text **out) {
+    /* word level: the vocabulary the model embeds, less <unk> and <eos> */
+    int level = lb_model_text_level(m), V = lb_model_vocab(m);
+    return lb_text_load(out, data, level ? LB_TEXT_CHAR : LB_TEXT_WORD, level ? V : V - 2);
 }
 
 lb_status cli_model_for_ckpt(const char *model, const char *ckpt, const char *quant, int quant_all, lb_model **out) {
@@ -166,7 +172,16 @@ void cli_format_duration(char *buf, size_t n, double s) {
 int cli_progress_cb(const lb_train_progress *p, void *user) {
     cli_progress *cp = user;
     if (cp->interrupted && *cp->interrupted) return 1;
-    if (cp->metrics) {
+    if (cp->metrics && p->lm) {
+        if (p->kind == 0)
+            fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"train_acc\": %.4f, "
+                    "\"tokens_per_s\": %.1f}\n", p->epoch + 1, (long long)p->step, p->loss, p->lr, p->train_acc, p->img_per_s);
+        else if (p->test_loss >= 0)
+            fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"valid_loss\": %.6f, \"valid_perplexity\": %.4f, "
+                    "\"valid_acc\": %.4f, \"elapsed_s\": %.1f}\n", p->epoch + 1, (long long)p->step, p->test_loss,
+                    exp(p->test_loss), p->test_acc, p->elapsed_s);
+        fflush(cp->metrics);
+    } else if (cp->metrics) {
         if (p->kind == 0)
             fprintf(cp->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"train_acc\": %.4f, "
                     "\"test_acc\": null, \"img_per_s\": %.1f}\n", p->epoch + 1, (long long)p->step, p->loss, p->lr,
@@ -197,7 +212,10 @@ int cli_progress_cb(const lb_train_progress *p, void *user) {
     }
     if (p->kind == 1) {
         if (cp->tty) fputs("\r\033[K", stderr);
-        if (p->test_acc >= 0)
+        if (p->lm && p->test_loss >= 0)
+            fprintf(stderr, "epoch %d/%d done in %s: validation perplexity %.2f (%.3f bits per token), loss %.4f\n", p->epoch + 1,
+                    cp->epochs, el, exp(p->test_loss), p->test_loss / log(2.0), p->test_loss);
+        else if (p->test_acc >= 0)
             fprintf(stderr, "epoch %d/%d done in %s: test accuracy %.2f%%, test loss %.4f\n", p->epoch + 1, cp->epochs, el,
                     100 * p->test_acc, p->test_loss);
         else
@@ -211,14 +229,14 @@ int cli_progress_cb(const lb_train_progress *p, void *user) {
         int fill = (int)(frac * 30);
         for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
         bar[30] = 0;
-        fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %3.0f%% loss %.4f acc %.3f lr %.4g %.0f img/s ETA %s", p->epoch + 1,
-                cp->epochs, bar, 100 * frac, p->loss, p->train_acc, p->lr, p->img_per_s, eta);
+        fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %3.0f%% loss %.4f acc %.3f lr %.4g %.0f %s ETA %s", p->epoch + 1,
+                cp->epochs, bar, 100 * frac, p->loss, p->train_acc, p->lr, p->img_per_s, p->lm ? "tokens/s" : "img/s", eta);
         fflush(stderr);
     } else if (p->elapsed_s - cp->last_plain >= 10 || p->step == p->total_steps) {
         cp->last_plain = p->elapsed_s;
-        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f acc %.3f lr %.4g %.0f img/s elapsed %s ETA %s\n", p->epoch + 1,
-                cp->epochs, (long long)p->step, (long long)p->total_steps, p->loss, p->train_acc, p->lr, p->img_per_s, el,
-                eta);
+        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f acc %.3f lr %.4g %.0f %s elapsed %s ETA %s\n", p->epoch + 1,
+                cp->epochs, (long long)p->step, (long long)p->total_steps, p->loss, p->train_acc, p->lr, p->img_per_s,
+                p->lm ? "tokens/s" : "img/s", el, eta);
     }
     return 0;
 }

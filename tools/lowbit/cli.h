@@ -35,6 +35,8 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((fo
 
 /* Zoo name ("fmnist-cnn") or path to a spec -> model. */
 lb_status cli_load_model(const char *arg, lb_model **out);
+/* A language model's corpus (kjv or a text file) at the model's level and vocabulary. */
+lb_status cli_load_text(const lb_model *m, const char *data, lb_text **out);
 /* The model for a checkpoint: from --model (or the checkpoint's stored spec when NULL),
  * quantized as --quant says or, without it, as the checkpoint was trained, then the
  * checkpoint's tensors loaded. */
@@ -59,5 +61,6 @@ int cmd_quantize(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const char *DESC =
     "MACs, BOPs (UNIQ's formula: m n k^2 (b_a b_w + b_a + b_w + log2 n k^2) per output position, float\n"
     "operands as 32 bits) and packed bytes (codes at their bit width, plus scales or codebooks, float\n"
     "bias), per image; then the totals, with batch norm counted folded (scale and shift per channel).\n"
+    "Language models: per time step (token), and per sequence of the spec's T steps; an LSTM/GRU\n"
+    "counts its input and recurrent projections, the embedding table is float bytes.\n"
     "With --ckpt and no --quant, the checkpoint's quantization.";
 
 int cmd_report(int argc, char **argv) {
@@ -42,12 +44,15 @@ int cmd_report(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         lb_layer_info li;
         lb_model_layer_info(m, i, &li);
-        if (!strcmp(li.op, "BatchNormalization")) other_bytes += 4 * li.params;
+        if (!strcmp(li.op, "BatchNormalization") || !strcmp(li.op, "Gather")) other_bytes += 4 * li.params;
     }
+    const int T = lb_model_seq_len(m);
+    const char *per = T ? "per time step" : "per image";
     if (json) printf("{\"model\": \"%s\", \"quant\": \"%s\", \"quant_all\": %s, \"layers\": [", lb_model_name(m), lb_model_quant(m),
                      lb_model_quant_all(m) ? "true" : "false");
     else {
-        fprintf(stdout, "%s, quantization %s%s (per image)\n", lb_model_name(m), lb_model_quant(m), lb_model_quant_all(m) ? ", all layers" : "");
+        fprintf(stdout, "%s, quantization %s%s (%s)\n", lb_model_name(m), lb_model_quant(m), lb_model_quant_all(m) ? ", all layers" : "",
+                per);
         fprintf(stdout, "%-12s %-5s %-9s %4s %4s %10s %12s %14s %10s\n", "layer", "op", "method", "W", "A", "params", "MACs", "BOPs", "bytes");
     }
     for (int i = 0; i < n; i++) {
@@ -70,13 +75,17 @@ int cmd_report(int argc, char **argv) {
     int64_t total = t.bytes + other_bytes, ftotal = float_bytes + other_bytes;
     if (json)
         printf("], \"total\": {\"params\": %lld, \"macs\": %lld, \"bops\": %.0f, \"bytes\": %lld, \"float_bytes\": %lld, "
-               "\"compression\": %.3f}}\n", (long long)t.params, (long long)t.macs, t.bops, (long long)total, (long long)ftotal,
-               (double)ftotal / (double)total);
-    else
+               "\"compression\": %.3f, \"per\": \"%s\", \"seq_len\": %d, \"macs_per_sequence\": %lld, \"bops_per_sequence\": %.0f}}\n",
+               (long long)t.params, (long long)t.macs, t.bops, (long long)total, (long long)ftotal, (double)ftotal / (double)total,
+               T ? "token" : "image", T, (long long)t.macs * (T ? T : 1), t.bops * (T ? T : 1));
+    else {
         printf("%-12s %-5s %-9s %4s %4s %10lld %12lld %14.4g %10lld\n"
-               "batch norm (folded) %lld bytes; float model %lld bytes; compression %.2fx; %.3g GBOPs per image\n",
-               "total", "", "", "", "", (long long)t.params, (long long)t.macs, t.bops, (long long)total, (long long)other_bytes,
-               (long long)ftotal, (double)ftotal / (double)total, t.bops / 1e9);
+               "%s %lld bytes; float model %lld bytes; compression %.2fx; %.3g GBOPs %s\n",
+               "total", "", "", "", "", (long long)t.params, (long long)t.macs, t.bops, (long long)total,
+               T ? "embedding (float)" : "batch norm (folded)", (long long)other_bytes, (long long)ftotal,
+               (double)ftotal / (double)total, t.bops / 1e9, per);
+        if (T) printf("per sequence of %d steps: %lld MACs, %.3g GBOPs\n", T, (long long)t.macs * T, t.bops * T / 1e9);
+    }
     lb_model_destroy(m);
     return EXIT_OK;
 }

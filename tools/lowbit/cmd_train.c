@@ -12,7 +12,10 @@ static const char *USAGE = "--model NAME|spec.json --out ckpt.safetensors [optio
 static const char *DESC =
     "Train a model on a data set with the DESIGN.md recipe by default (SGD momentum 0.9, lr 0.05\n"
     "cosine per step, weight decay 5e-4, batch 128, 10 epochs). A checkpoint is written\n"
-    "atomically at the end of every epoch; --resume continues it bit-identically.";
+    "atomically at the end of every epoch; --resume continues it bit-identically.\n"
+    "Language models (kjv-word-lstm, kjv-word-gru, kjv-char-lstm) train on a text corpus (--data kjv\n"
+    "by default) with their spec's recipe (Adam, gradient-norm clip, truncated BPTT) and report\n"
+    "validation perplexity after each epoch.";
 
 static int pick(const char *cmd, const char *flag, const char *v, const char *const *names, int n, int *out) {
     for (int i = 0; i < n; i++)
@@ -20,6 +23,39 @@ static int pick(const char *cmd, const char *flag, const char *v, const char *co
     char list[128] = "";
     for (int i = 0; i < n; i++) { strcat(list, i ? ", " : ""); strcat(list, names[i]); }
     return cli_error(cmd, EXIT_USAGE, "%s '%s' is not one of: %s", flag, v, list);
+}
+
+static const char *const opts[] = {"sgd", "adam", "adamw"}, *const scheds[] = {"const", "cosine", "step"},
+                         *const augs[] = {"none", "crop"};
+
+/* A recipe string, "adam lr=1e-3 wd=0 clip=10 batch=20 epochs=6 sched=const bnfix=200":
+ * sets what the command line did not. */
+static int apply_recipe(const char *cmd, char *buf, const cli_arg *args, int nargs, lb_train_config *c, int *o, int *s) {
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            if (!args[cli_find(args, nargs, "--opt")].seen && pick(cmd, "recipe optimizer", tok, opts, 3, o)) return 1;
+            continue;
+        }
+        *eq = 0;
+        const char *v = eq + 1;
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", !strcmp(tok, "clip") ? "clip" : tok);
+        static const char *const keys = " lr wd clip bnfix batch epochs sched ";
+        char pat[40];
+        snprintf(pat, sizeof pat, " %s ", tok);
+        if (!strstr(keys, pat)) return cli_error(cmd, EXIT_USAGE, "recipe: unknown key '%s' (known:%s)", tok, keys);
+        if (args[cli_find(args, nargs, flag)].seen) continue;
+        double x = atof(v);
+        if (!strcmp(tok, "lr")) c->lr = (float)x;
+        else if (!strcmp(tok, "wd")) c->weight_decay = (float)x;
+        else if (!strcmp(tok, "clip")) c->grad_clip = (float)x;
+        else if (!strcmp(tok, "bnfix")) c->bn_reestimate = (int)x;
+        else if (!strcmp(tok, "batch")) c->batch = (int)x;
+        else if (!strcmp(tok, "epochs")) c->epochs = (int)x;
+        else if (pick(cmd, "recipe sched", v, scheds, 3, s)) return 1;
+    }
+    return 0;
 }
 
 /* Ctrl-C: training stops at its next progress report (at most 10 steps away) and writes
@@ -47,8 +83,9 @@ int cmd_train(int argc, char **argv) {
     int json = 0, quiet = 0, no_eval = 0, quant_all = 0;
     int64_t limit_train = 0, limit_test = 0;
     cli_arg args[] = {
-        {"--model", ARG_STR, &model, "NAME|FILE", "zoo model (fmnist-cnn, fmnist-mlp, fmnist-resnet) or JSON spec", 0},
-        {"--data", ARG_STR, &data, "NAME|DIR|IMG,LBL", "data set: fashion-mnist (default), a directory of IDX files, or an IDX pair", 0},
+        {"--model", ARG_STR, &model, "NAME|FILE", "zoo model (fmnist-cnn, fmnist-mlp, fmnist-resnet, kjv-word-lstm, kjv-word-gru, kjv-char-lstm) or JSON spec", 0},
+        {"--data", ARG_STR, &data, "NAME|DIR|IMG,LBL", "data set: fashion-mnist (default), a directory of IDX files, or an IDX pair; for language models "
+         "kjv (default) or a plain-text file", 0},
         {"--quant", ARG_STR, &quant, "Q", "quantization-aware training, METHOD:W/A[,key=value] (e.g. balanced:2/4, "
          "syq:2/4, qn:3/3, uniq:4/8, pot:4/4, uniform:2/2); docs/methods.md lists options", 0},
         {"--quant-all", ARG_FLAG, &quant_all, NULL, "quantize the first and last layers too", 0},
@@ -85,8 +122,6 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc < 0 ? EXIT_OK : rc;
     if (!model) return cli_error(cmd, EXIT_USAGE, "--model is required (see 'lowbit train --help')");
     if (!c.out_path) return cli_error(cmd, EXIT_USAGE, "--out is required (see 'lowbit train --help')");
-    static const char *const opts[] = {"sgd", "adam", "adamw"}, *const scheds[] = {"const", "cosine", "step"},
-                             *const augs[] = {"none", "crop"};
     int o = 0, s = 0, a = 0;
     if (pick(cmd, "--opt", opt, opts, 3, &o) || pick(cmd, "--sched", sched, scheds, 3, &s) ||
         pick(cmd, "--augment", augment, augs, 2, &a))
@@ -103,52 +138,49 @@ int cmd_train(int argc, char **argv) {
                              c.out_path, stored_q, !strcmp(stored_all, "1") ? " --quant-all" : "");
         }
     }
-    /* the method's own recipe (METHODS.md) for whatever the command line leaves open */
-    const char *recipe = quant ? lb_quant_recipe(quant) : NULL;
+    /* the model must be known before its recipe: load it first */
+    lb_model *m = NULL;
+    lb_dataset *train = NULL, *test = NULL;
+    lb_text *text = NULL;
+    FILE *mf = NULL;
+    lb_status st;
+    int ret = EXIT_OK, lm = 0;
+    if ((st = cli_load_model(model, &m))) return cli_fail_status(cmd, st);
+    lm = lb_model_is_lm(m);
+    /* whatever the command line leaves open comes from the method's own recipe
+     * (METHODS.md), or for a language model from the spec's (the RNN recipe: it is the
+     * one the Balanced paper's authors give for LSTMs, whatever the method) */
+    const char *recipe = lm ? lb_model_recipe(m) : quant ? lb_quant_recipe(quant) : NULL;
     if (recipe) {
-        const cli_arg *a_opt = &args[cli_find(args, nargs, "--opt")], *a_lr = &args[cli_find(args, nargs, "--lr")],
-                      *a_wd = &args[cli_find(args, nargs, "--wd")], *a_clip = &args[cli_find(args, nargs, "--clip")],
-                      *a_bn = &args[cli_find(args, nargs, "--bnfix")], *a_ep = &args[cli_find(args, nargs, "--epochs")];
         char buf[256];
         snprintf(buf, sizeof buf, "%s", recipe);
-        for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
-            char *eq = strchr(tok, '=');
-            if (!eq) {
-                if (!a_opt->seen) pick(cmd, "--opt", tok, opts, 3, &o);
-                continue;
-            }
-            *eq = 0;
-            double v = atof(eq + 1);
-            if (!strcmp(tok, "lr") && !a_lr->seen) c.lr = (float)v;
-            else if (!strcmp(tok, "wd") && !a_wd->seen) c.weight_decay = (float)v;
-            else if (!strcmp(tok, "clip") && !a_clip->seen) c.grad_clip = (float)v;
-            else if (!strcmp(tok, "bnfix") && !a_bn->seen) c.bn_reestimate = (int)v;
-        }
+        if (apply_recipe(cmd, buf, args, nargs, &c, &o, &s)) { lb_model_destroy(m); return EXIT_USAGE; }
         /* a fine-tune from float is short: 5 epochs unless told */
-        if (c.init_path && !a_ep->seen) c.epochs = 5;
+        if (!lm && c.init_path && !args[cli_find(args, nargs, "--epochs")].seen) c.epochs = 5;
         if (!quiet)
-            fprintf(stderr, "lowbit train: %s recipe: %s, lr %g, wd %g%s, %d epochs%s (flags given override it)\n", quant, opts[o],
-                    c.lr, c.weight_decay, c.grad_clip > 0 ? ", gradient-norm clip" : "", c.epochs,
-                    c.bn_reestimate > 0 ? ", batch-norm re-estimation at the end" : "");
+            fprintf(stderr, "lowbit train: %s recipe: %s, lr %g, wd %g%s, batch %d, %d epochs%s (flags given override it)\n",
+                    lm ? lb_model_name(m) : quant, opts[o], c.lr, c.weight_decay, c.grad_clip > 0 ? ", gradient-norm clip" : "",
+                    c.batch, c.epochs, c.bn_reestimate > 0 ? ", batch-norm re-estimation at the end" : "");
     }
-    if (c.bn_reestimate < 0) return cli_error(cmd, EXIT_USAGE, "--bnfix must be non-negative");
+    if (lm && !args[cli_find(args, nargs, "--data")].seen) data = "kjv";
+    if (c.bn_reestimate < 0) { ret = cli_error(cmd, EXIT_USAGE, "--bnfix must be non-negative"); goto done; }
     c.opt = (lb_optimizer)o;
     c.sched = (lb_schedule)s;
     c.augment = (lb_augment)a;
     c.eval_every_epoch = !no_eval;
-    if (c.threads < 0) return cli_error(cmd, EXIT_USAGE, "--threads must be positive");
-    if (!dir_writable(c.out_path)) return cli_error(cmd, EXIT_USAGE, "--out %s: the directory is not writable or does not exist", c.out_path);
-    if (c.resume && access(c.out_path, R_OK) != 0)
-        return cli_error(cmd, EXIT_USAGE, "--resume: %s does not exist yet", c.out_path);
+    if (c.threads < 0) { ret = cli_error(cmd, EXIT_USAGE, "--threads must be positive"); goto done; }
+    if (!dir_writable(c.out_path)) {
+        ret = cli_error(cmd, EXIT_USAGE, "--out %s: the directory is not writable or does not exist", c.out_path);
+        goto done;
+    }
+    if (c.resume && access(c.out_path, R_OK) != 0) {
+        ret = cli_error(cmd, EXIT_USAGE, "--resume: %s does not exist yet", c.out_path);
+        goto done;
+    }
     lb_set_threads(c.threads);
-
-    lb_model *m = NULL;
-    lb_dataset *train = NULL, *test = NULL;
-    FILE *mf = NULL;
-    lb_status st;
-    int ret = EXIT_OK;
-    if ((st = cli_load_model(model, &m)) || (st = lb_dataset_load(&train, data, LB_SPLIT_TRAIN)) ||
-        (!no_eval && (st = lb_dataset_load(&test, data, LB_SPLIT_TEST)))) {
+    if (lm) st = cli_load_text(m, data, &text);
+    else if (!(st = lb_dataset_load(&train, data, LB_SPLIT_TRAIN)) && !no_eval) st = lb_dataset_load(&test, data, LB_SPLIT_TEST);
+    if (st) {
         ret = cli_fail_status(cmd, st);
         goto done;
     }
@@ -156,21 +188,21 @@ int cmd_train(int argc, char **argv) {
         ret = cli_fail_status(cmd, st);
         goto done;
     }
-    lb_dataset_truncate(train, limit_train);
+    if (train) lb_dataset_truncate(train, limit_train);
     if (test) lb_dataset_truncate(test, limit_test);
     if (metrics && !(mf = fopen(metrics, "a"))) {
         ret = cli_error(cmd, EXIT_USAGE, "--metrics %s: cannot open for appending", metrics);
         goto done;
     }
     if (!quiet)
-        fprintf(stderr, "lowbit train: %s (%lld parameters, %s%s) on %s (%lld samples), %d epochs, batch %d, %s lr %g (%s), "
+        fprintf(stderr, "lowbit train: %s (%lld parameters, %s%s) on %s (%lld %s), %d epochs, batch %d, %s lr %g (%s), "
                 "wd %g, seed %llu, %d threads\n", lb_model_name(m), (long long)lb_model_num_params(m), lb_model_quant(m),
-                lb_model_quant_all(m) ? ", all layers" : "", train->source,
-                (long long)train->n, c.epochs, c.batch, opts[o], c.lr, scheds[s], c.weight_decay,
-                (unsigned long long)c.seed, lb_get_threads());
+                lb_model_quant_all(m) ? ", all layers" : "", lm ? text->source : train->source,
+                lm ? (long long)text->len[0] : (long long)train->n, lm ? "tokens" : "samples", c.epochs, c.batch,
+                opts[o], c.lr, scheds[s], c.weight_decay, (unsigned long long)c.seed, lb_get_threads());
     cli_progress prog = {isatty(2), quiet, -1e9, mf, c.epochs, (volatile int *)&interrupted};
     signal(SIGINT, on_sigint);
-    st = lb_train(m, train, test, &c, cli_progress_cb, &prog);
+    st = lm ? lb_train_lm(m, text, &c, cli_progress_cb, &prog) : lb_train(m, train, test, &c, cli_progress_cb, &prog);
     signal(SIGINT, SIG_DFL);
     if (st) {
         if (prog.tty && !quiet) fputc('\n', stderr);
@@ -183,7 +215,13 @@ int cmd_train(int argc, char **argv) {
         ret = 130; /* 128 + SIGINT, as shells report it */
         goto done;
     }
-    if (json) {
+    if (json && lm) {
+        lb_lm_result r = {0};
+        if ((st = lb_eval_lm(m, text, 2, 10, &r))) { ret = cli_fail_status(cmd, st); goto done; }
+        printf("{\"perplexity\": %.4f, \"bpc\": %.4f, \"loss\": %.4f, \"accuracy\": %.4f, \"tokens\": %lld, "
+               "\"split\": \"test\", \"checkpoint\": \"%s\", \"quant\": \"%s\"}\n", r.perplexity, r.bpc, r.loss, r.accuracy,
+               (long long)r.tokens, c.out_path, lb_model_quant(m));
+    } else if (json) {
         lb_eval_result r = {0};
         if (test && (st = lb_eval(m, test, 500, &r))) { ret = cli_fail_status(cmd, st); goto done; }
         printf("{\"accuracy\": %.4f, \"loss\": %.4f, \"samples\": %lld, \"checkpoint\": \"%s\", \"quant\": \"%s\"}\n",
@@ -194,6 +232,7 @@ done:
     if (mf) fclose(mf);
     lb_dataset_free(train);
     lb_dataset_free(test);
+    lb_text_free(text);
     lb_model_destroy(m);
     return ret;
 }

@@ -14,7 +14,8 @@ static void usage(FILE *f) {
             "  quantize  quantize-dequantize a .npy tensor with any method (and its integer codes)\n"
             "  export    write a trained checkpoint as a packed model (.lbm) for the runtime\n"
             "  run       run a packed model with the runtime: accuracy, latency, agreement with lowbit\n"
-            "  bench     time the runtime's integer kernels against sgemm on given shapes\n\n"
+            "  bench     time the runtime's integer kernels against sgemm on given shapes\n"
+            "  sample    generate text from a language model checkpoint\n\n"
             "'lowbit <command> --help' describes each command; docs/cli.md has the details.\n");
 }
 
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "export")) return cmd_export(argc, argv);
     if (!strcmp(c, "run")) return cmd_run(argc, argv);
     if (!strcmp(c, "bench")) return cmd_bench(argc, argv);
+    if (!strcmp(c, "sample")) return cmd_sample(argc, argv);
     fprintf(stderr, "lowbit: error: unknown command '%s'\n", c);
     usage(stderr);
     return EXIT_USAGE;

@@ -125,7 +125,10 @@ void lb_model_tensor(const lb_model *m, int i, lb_param_info *info);
 
 /* Forward pass on `n` samples, x in NCHW float32 (n*c*h*w values). Writes n*outputs
  * logits to `logits`. `training` selects batch statistics and dropout. Runs in
- * internally-owned buffers sized for the largest n seen (grown, never per call). */
+ * internally-owned buffers sized for the largest n seen (grown, never per call).
+ * A language model takes n token ids as floats, n a multiple of T, read as n / T
+ * sequences of T tokens each started from a zero state; LB_ERR_INVALID for an id outside
+ * [0, vocab) or n not a multiple of T. */
 lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, float *logits);
 
 /* ---------------------------------------------------------------- quantization */

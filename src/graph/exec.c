@@ -209,7 +209,7 @@ void lb_graph_forward(lb_model *m, int B, int training) {
             break;
         case LB_OP_GATHER: {
             const float *w = m->params + m->tensors[n->p0].offset;
-            for (int r = 0; r < B; r++) n->ids[r] = (int32_t)x[r]; /* lb_graph_set_tokens checked the range */
+            for (int r = 0; r < B; r++) n->ids[r] = (int32_t)x[r]; /* callers check the range (lb_model_forward, train_lm.c) */
             lb_embedding_forward(n->out, n->ids, w, B, n->c);
             break;
         }
@@ -334,12 +334,29 @@ void lb_graph_backward(lb_model *m, int B) {
 
 lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, float *logits) {
     if (n < 1) return lb_fail(LB_ERR_INVALID, "lb_model_forward: n must be positive");
+    int unit = 1; /* a sequence model runs whole sequences of T tokens, each from a zero state */
+    if (m->seq_len) {
+        int V = 0;
+        for (int i = 0; i < m->n_nodes; i++)
+            if (m->nodes[i].op == LB_OP_GATHER) V = m->nodes[i].vocab;
+        unit = m->seq_len;
+        if (n % unit)
+            return lb_fail(LB_ERR_INVALID, "lb_model_forward: model '%s' reads sequences of %d tokens; n = %d is not a multiple",
+                           m->name, unit, n);
+        for (int i = 0; i < n; i++)
+            if (!(x[i] >= 0 && x[i] < (float)V && x[i] == (float)(int)x[i]))
+                return lb_fail(LB_ERR_INVALID, "lb_model_forward: token %d is %g, not an id in [0, %d)", i, (double)x[i], V);
+        m->seq_T = m->seq_len;
+        m->carry = 0;
+    }
     int chunk = LB_MAX(m->cap, LB_MIN(n, 256));
+    chunk = LB_MAX(chunk / unit, 1) * unit;
     lb_status s = lb_graph_reserve(m, chunk, training);
     if (s) return s;
+    chunk = m->cap / unit * unit;
     int K = lb_model_num_outputs(m);
-    for (int off = 0; off < n; off += m->cap) {
-        int B = LB_MIN(m->cap, n - off);
+    for (int off = 0; off < n; off += chunk) {
+        int B = LB_MIN(chunk, n - off);
         lb_graph_set_input(m, x + (int64_t)off * m->in_size, B);
         lb_graph_forward(m, B, training);
         memcpy(logits + (int64_t)off * K, lb_graph_output(m)->out, sizeof(float) * (size_t)B * K);

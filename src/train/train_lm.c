@@ -110,6 +110,56 @@ lb_status lb_eval_lm(lb_model *m, const lb_text *t, int split, int batch, lb_lm_
     return LB_OK;
 }
 
+/* Activation quantizers that need data (fresh, or asked again by a schedule: QN when
+ * its activations start) see the first four steps of the first epoch, carrying state,
+ * in evaluation mode; the same steps every time, so a resumed run calibrates as the
+ * uninterrupted one did. Leaves the state zero and the buffers planned for training. */
+static lb_status calibrate(lb_model *m, const lb_text *t, float *x, int64_t L, int B, int T) {
+    if (!lb_quant_needs_calibration(m)) return LB_OK;
+    lb_status s = lb_graph_reserve(m, B * T, 0);
+    if (s) return s;
+    lb_graph_reset_state(m);
+    m->carry = 1;
+    m->q_observe = 1;
+    for (int64_t k = 0; k < LB_MIN(lm_steps(t->len[0], B, T), 4); k++) {
+        int Tc = lm_batch(x, NULL, t->ids[0], L, B, T, k);
+        m->seq_T = Tc;
+        lb_graph_set_input(m, x, B * Tc);
+        lb_graph_forward(m, B * Tc, 0);
+    }
+    m->q_observe = 0;
+    for (int i = 0; i < m->n_quants; i++) {
+        lb_quant *q = m->quants[i];
+        if (q->role == LB_QA && !q->initialized) q->method->a->init(q, NULL, 0);
+    }
+    lb_graph_reset_state(m);
+    return lb_graph_reserve(m, B * T, 1);
+}
+
+/* The carried LSTM/GRU states of the planned rows: into a new buffer (restore == NULL;
+ * returns it, malloc'd) or back from `restore` (returns it). */
+static float *state_copy(lb_model *m, float *restore) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        n += (size_t)m->cap * (size_t)m->nodes[i].c * ((m->nodes[i].state_h != NULL) + (m->nodes[i].state_c != NULL));
+    float *buf = restore ? restore : malloc(sizeof(float) * (n ? n : 1)), *p = buf;
+    if (!buf) return NULL;
+    for (int i = 0; i < m->n_nodes; i++) {
+        float *st[2] = {m->nodes[i].state_h, m->nodes[i].state_c};
+        size_t k = (size_t)m->cap * (size_t)m->nodes[i].c;
+        for (int j = 0; j < 2; j++) {
+            if (!st[j]) continue;
+            if (restore) memcpy(st[j], p, sizeof(float) * k);
+            else memcpy(p, st[j], sizeof(float) * k);
+            p += k;
+        }
+    }
+    return buf;
+}
+
+/* Validation after an epoch: PyTorch's example's 10 streams, fewer for a short split. */
+static int valid_streams(const lb_text *t) { return (int)LB_MIN((int64_t)10, t->len[1] / 2); }
+
 lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg, lb_progress_fn cb, void *user) {
     lb_status s = check_text(m, t);
     if (s) return s;
@@ -148,25 +198,7 @@ lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg,
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B * T);
     if (!x || !y) { free(x); free(y); s = lb_fail(LB_ERR_NOMEM, "out of memory"); goto out; }
     lb_quant_init_weights(m);
-    if (lb_quant_needs_calibration(m)) {
-        /* activation quantizers see the first four steps of the first epoch, carrying state */
-        if ((s = lb_graph_reserve(m, B * T, 0))) goto free_xy;
-        lb_graph_reset_state(m);
-        m->carry = 1;
-        m->q_observe = 1;
-        for (int64_t k = 0; k < LB_MIN(spe, 4); k++) {
-            int Tc = lm_batch(x, NULL, t->ids[0], L, B, T, k);
-            m->seq_T = Tc;
-            lb_graph_set_input(m, x, B * Tc);
-            lb_graph_forward(m, B * Tc, 0);
-        }
-        m->q_observe = 0;
-        for (int i = 0; i < m->n_quants; i++) {
-            lb_quant *q = m->quants[i];
-            const lb_qops *ops = q->method->a;
-            if (q->role == LB_QA && !q->initialized) ops->init(q, NULL, 0);
-        }
-    }
+    if ((s = calibrate(m, t, x, L, B, T))) goto free_xy;
     if ((s = lb_graph_reserve(m, B * T, 1))) goto free_xy;
     {
         char cj[1024];
@@ -195,6 +227,17 @@ lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg,
                 if (m->n_quants) {
                     lb_qsched qs = {step, spe, total, epoch, cfg->epochs};
                     lb_quant_schedule(m, &qs, cfg->seed);
+                    if (lb_quant_needs_calibration(m)) {
+                        /* calibration runs its own streams: keep this step's carried state */
+                        float *st = state_copy(m, NULL);
+                        if (!st) s = lb_fail(LB_ERR_NOMEM, "out of memory");
+                        else if (!(s = calibrate(m, t, x, L, B, T))) state_copy(m, st);
+                        free(st);
+                        if (s) { stop = 1; break; }
+                        m->carry = 1;
+                        lm_batch(x, y, t->ids[0], L, B, T, k);
+                        m->seq_T = Tc;
+                    }
                 }
                 lb_graph_set_input(m, x, rows);
                 lb_graph_forward(m, rows, 1);
@@ -228,9 +271,9 @@ lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg,
                     if (end_epoch && cb) {
                         lb_train_progress p = {1, (int)((step - 1) / spe), step, spe, max_step, 0, 0, lr, 0, -1, -1,
                                                now_s() - t_start, -1, 1};
-                        if (cfg->eval_every_epoch) {
+                        if (cfg->eval_every_epoch && valid_streams(t) >= 1 && lm_steps(t->len[1], valid_streams(t), T)) {
                             lb_lm_result r;
-                            if ((s = lb_eval_lm(m, t, 1, 10, &r))) { stop = 1; break; }
+                            if ((s = lb_eval_lm(m, t, 1, valid_streams(t), &r))) { stop = 1; break; }
                             p.test_acc = r.accuracy;
                             p.test_loss = r.loss;
                             m->carry = 1;

@@ -217,7 +217,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (json && lm) {
         lb_lm_result r = {0};
-        if ((st = lb_eval_lm(m, text, 2, 10, &r))) { ret = cli_fail_status(cmd, st); goto done; }
+        if ((st = lb_eval_lm(m, text, 2, text->len[2] / 2 < 10 ? (int)(text->len[2] / 2) : 10, &r))) { ret = cli_fail_status(cmd, st); goto done; }
         printf("{\"perplexity\": %.4f, \"bpc\": %.4f, \"loss\": %.4f, \"accuracy\": %.4f, \"tokens\": %lld, "
                "\"split\": \"test\", \"checkpoint\": \"%s\", \"quant\": \"%s\"}\n", r.perplexity, r.bpc, r.loss, r.accuracy,
                (long long)r.tokens, c.out_path, lb_model_quant(m));

@@ -4,6 +4,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 
 lb_status lb_optim_init(lb_optim *o, const lb_model *m, const lb_train_config *c) {
     *o = (lb_optim){c->opt, c->momentum, c->weight_decay, c->beta1, c->beta2, c->eps, c->nesterov, NULL, NULL, m->n_params};
@@ -91,13 +92,27 @@ float lb_schedule_lr(const lb_train_config *c, int64_t step, int64_t total, int6
 }
 
 double lb_clip_grad_norm(lb_model *m, float max_norm) {
-    double ss = 0; /* serial: a fixed summation order, and cheap next to a step */
-    for (int k = 0; k < m->n_tensors; k++) {
-        const lb_tensor_entry *te = &m->tensors[k];
-        if (!te->trainable || te->frozen) continue;
-        const float *g = m->grads + te->offset;
-        for (int64_t i = 0; i < te->size; i++) ss += (double)g[i] * g[i];
+    /* per-thread partial sums over fixed ranges, added in thread order: deterministic for
+     * a thread count (a language model's 7M gradients made the serial sum 3 % of a step) */
+    enum { MAXT = 256 };
+    double part[MAXT] = {0};
+    const int nt = LB_MIN(omp_get_max_threads(), MAXT);
+    #pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        double acc = 0;
+        for (int k = 0; k < m->n_tensors; k++) {
+            const lb_tensor_entry *te = &m->tensors[k];
+            if (!te->trainable || te->frozen) continue;
+            const float *g = m->grads + te->offset;
+            int64_t lo, hi;
+            lb_split_range(te->size, nth, t, &lo, &hi);
+            for (int64_t i = lo; i < hi; i++) acc += (double)g[i] * g[i];
+        }
+        part[t] = acc;
     }
+    double ss = 0;
+    for (int t = 0; t < nt; t++) ss += part[t];
     double norm = sqrt(ss);
     if (max_norm > 0 && norm > max_norm) {
         float sc = (float)(max_norm / (norm + 1e-6));
@@ -105,6 +120,7 @@ double lb_clip_grad_norm(lb_model *m, float max_norm) {
             const lb_tensor_entry *te = &m->tensors[k];
             if (!te->trainable || te->frozen) continue;
             float *g = m->grads + te->offset;
+            #pragma omp parallel for simd schedule(static)
             for (int64_t i = 0; i < te->size; i++) g[i] *= sc;
         }
     }

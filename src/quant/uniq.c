@@ -22,6 +22,7 @@
  * whatever the thread count: per-element arithmetic, counter-based noise, and moments
  * summed in fixed blocks. */
 #include "quant/quant.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,23 +92,6 @@ static void uniq_fit_tensor(const lb_quant *q, const float *x, int64_t n, uniq_f
 
 /* ------------------------------------------------------------------ per element */
 
-/* exp(v) for v <= 0 in float (Cephes expf: v = n ln2 + r, |r| <= ln2/2, degree-6
- * polynomial, 2^n put in the exponent bits): about 2 ulp, and unlike libm's expf it
- * vectorizes. v is clamped at -87 so 2^n stays a normal float. (Ternaries, not fmaxf,
- * in the clamps here: fmaxf's NaN rules keep GCC from vectorizing it without -ffast-math.) */
-static inline float uniq_expf(float v) {
-    v = v > -87.0f ? v : -87.0f;
-    float n = (v * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest integer */
-    float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;   /* ln2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23}; /* 2^n */
-    return (p * r * r + r + 1.0f) * scale.f;
-}
 
 /* F(w) = Phi(z), z = (w - mu) / sigma, as erfc(|z|/sqrt2)/2 by Numerical Recipes' erfcc
  * (Chebyshev fit, relative error < 1.2e-7), then reflected for z > 0. Absolute error
@@ -126,7 +110,7 @@ static inline float uniq_cdf(float w, float mu, float a) {
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    float h = 0.5f * t * uniq_expf(p - x * x); /* Phi(-|z|) */
+    float h = 0.5f * t * lb_vexpf(p - x * x); /* Phi(-|z|) */
     return w < mu ? h : 1.0f - h;
 }
 

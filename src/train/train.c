@@ -97,6 +97,22 @@ static void gather(float *dst, const lb_dataset *d, const int64_t *perm, int64_t
     }
 }
 
+lb_status lb_train_step(lb_model *m, lb_optim *o, const lb_train_config *c, const int32_t *labels, int rows, int64_t step,
+                        int64_t total, int64_t spe, double *loss, int64_t *hits, float *lr) {
+    lb_graph_forward(m, rows, 1);
+    lb_node *out = lb_graph_output(m);
+    *loss = lb_softmax_xent(out->dout, hits, out->out, labels, rows, lb_model_num_outputs(m));
+    if (!isfinite(*loss))
+        return lb_fail(LB_ERR_RUNTIME, "loss became %g at step %lld (epoch %lld); try a lower --lr", *loss, (long long)step,
+                       (long long)(step / spe));
+    lb_graph_backward(m, rows);
+    lb_grads_to_log(m);
+    if (c->grad_clip > 0) lb_clip_grad_norm(m, c->grad_clip);
+    *lr = lb_schedule_lr(c, step, total, spe);
+    lb_optim_step(o, m, *lr, step + 1);
+    return LB_OK;
+}
+
 lb_status lb_eval(lb_model *m, const lb_dataset *d, int batch, lb_eval_result *r) {
     *r = (lb_eval_result){0};
     lb_status s = check_data(m, d);
@@ -205,7 +221,7 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
     char cj[1024];
     config_json(cj, sizeof cj, cfg);
     const uint64_t shuffle_key = lb_rng_key(cfg->seed, LB_RNG_SHUFFLE), aug_key = lb_rng_key(cfg->seed, LB_RNG_AUGMENT);
-    const int K = lb_model_num_outputs(m), report_every = 10;
+    const int report_every = 10;
     float *xb = lb_alloc(sizeof(float) * (size_t)cfg->batch * (size_t)m->in_size);
     double t_start = now_s(), t_win = t_start, loss_win = 0;
     int64_t hits_win = 0, n_win = 0;
@@ -233,21 +249,11 @@ lb_status lb_train(lb_model *m, const lb_dataset *train, const lb_dataset *test,
                 }
             }
             lb_graph_set_input(m, xb, B);
-            lb_graph_forward(m, B, 1);
-            lb_node *o = lb_graph_output(m);
             int64_t h;
-            double l = lb_softmax_xent(o->dout, &h, o->out, labels, B, K);
-            if (!isfinite(l)) {
-                s = lb_fail(LB_ERR_RUNTIME, "loss became %g at step %lld (epoch %d); try a lower --lr", l, (long long)step, epoch);
-                stop = 1;
-                break;
-            }
-            lb_graph_backward(m, B);
-            lb_grads_to_log(m);
-            if (cfg->grad_clip > 0) lb_clip_grad_norm(m, cfg->grad_clip);
-            float lr = lb_schedule_lr(cfg, step, total, spe);
+            double l;
+            float lr;
+            if ((s = lb_train_step(m, &opt, cfg, labels, B, step, total, spe, &l, &h, &lr))) { stop = 1; break; }
             step++;
-            lb_optim_step(&opt, m, lr, step);
             loss_win += l; hits_win += h; n_win += B;
             int end_epoch = step % spe == 0;
             if (cb && (step % report_every == 0 || end_epoch || step == max_step)) {

@@ -27,6 +27,13 @@ void lb_grads_to_log(lb_model *m);
 /* Scale gradients so their global L2 norm is at most max_norm; returns the norm before. */
 double lb_clip_grad_norm(lb_model *m, float max_norm);
 
+/* One training step on the `rows` samples already in the graph's input: forward, mean
+ * softmax cross-entropy against labels, backward, log-domain gradients, gradient-norm
+ * clip, learning rate of 0-based `step` and the optimizer update (step + 1 for Adam's
+ * bias correction). *loss is the summed loss; LB_ERR_RUNTIME when it is not finite. */
+lb_status lb_train_step(lb_model *m, lb_optim *o, const lb_train_config *c, const int32_t *labels, int rows, int64_t step,
+                        int64_t total, int64_t spe, double *loss, int64_t *hits, float *lr);
+
 /* Checkpoint with training state: model tensors, optimizer buffers under "opt.<name>.m1"
  * (and ".m2"), and metadata (spec, epoch, step, seed, configuration). */
 typedef struct lb_ckpt_meta {

@@ -168,7 +168,7 @@ lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg,
     if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return lb_fail(LB_ERR_INVALID, "--lr must be a positive number");
     if (!cfg->out_path || !cfg->out_path[0]) return lb_fail(LB_ERR_INVALID, "--out is required");
     lb_set_threads(cfg->threads);
-    const int B = cfg->batch, T = m->seq_len, K = lb_model_num_outputs(m);
+    const int B = cfg->batch, T = m->seq_len;
     const int64_t L = t->len[0] / B, spe = lm_steps(t->len[0], B, T), total = spe * cfg->epochs;
     if (!spe)
         return lb_fail(LB_ERR_INVALID, "%s: the training split has %lld tokens, too few for batch %d", t->source,
@@ -240,21 +240,11 @@ lb_status lb_train_lm(lb_model *m, const lb_text *t, const lb_train_config *cfg,
                     }
                 }
                 lb_graph_set_input(m, x, rows);
-                lb_graph_forward(m, rows, 1);
-                lb_node *o = lb_graph_output(m);
                 int64_t h;
-                double l = lb_softmax_xent(o->dout, &h, o->out, y, rows, K);
-                if (!isfinite(l)) {
-                    s = lb_fail(LB_ERR_RUNTIME, "loss became %g at step %lld (epoch %d); try a lower --lr", l, (long long)step, epoch);
-                    stop = 1;
-                    break;
-                }
-                lb_graph_backward(m, rows);
-                lb_grads_to_log(m);
-                if (cfg->grad_clip > 0) lb_clip_grad_norm(m, cfg->grad_clip);
-                float lr = lb_schedule_lr(cfg, step, total, spe);
+                double l;
+                float lr;
+                if ((s = lb_train_step(m, &opt, cfg, y, rows, step, total, spe, &l, &h, &lr))) { stop = 1; break; }
                 step++;
-                lb_optim_step(&opt, m, lr, step);
                 loss_win += l; hits_win += h; n_win += rows;
                 int end_epoch = step % spe == 0;
                 if (cb && (step % report_every == 0 || end_epoch || step == max_step)) {

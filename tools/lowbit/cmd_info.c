@@ -37,8 +37,12 @@ int cmd_info(int argc, char **argv) {
         }
         printf("]}\n");
     } else {
-        printf("%s: input %dx%dx%d\n%-14s %-20s %-14s %12s %14s\n", lb_model_name(m), ic, ih, iw, "layer", "op", "output",
-               "params", "MACs");
+        if (lb_model_is_lm(m))
+            printf("%s: input sequences of %d %s tokens (vocabulary %d); shapes and MACs per token\n", lb_model_name(m),
+                   lb_model_seq_len(m), lb_model_text_level(m) ? "character" : "word", lb_model_vocab(m));
+        else
+            printf("%s: input %dx%dx%d\n", lb_model_name(m), ic, ih, iw);
+        printf("%-14s %-20s %-14s %12s %14s\n", "layer", "op", "output", "params", "MACs");
         for (int i = 0; i < n; i++) {
             lb_layer_info li;
             lb_model_layer_info(m, i, &li);

@@ -39,6 +39,7 @@ pre=()
 [[ -f $TCMALLOC ]] && pre=(env LD_PRELOAD=$TCMALLOC)
 echo "lm_compare: $MODEL, $THREADS threads, $( ((FULL)) && echo 'full recipe' || echo "$STEPS steps"); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 if ((FULL)); then
+  : > "$OUT/$MODEL-lowbit.jsonl"
   /usr/bin/time -f "%e s, %M KB" "$LOWBIT" train --model "$MODEL" "${EPOCHS[@]}" --threads "$THREADS" --seed 0 --out "$OUT/$MODEL-lowbit.safetensors" \
       --metrics "$OUT/$MODEL-lowbit.jsonl" --json --quiet > "$OUT/$MODEL-lowbit.json"
   "${pre[@]}" "$PYTHON" bench/torch_lm.py --model "$MODEL" "${EPOCHS[@]}" --threads "$THREADS" --json > "$OUT/$MODEL-torch.json"

@@ -336,9 +336,7 @@ lb_status lb_model_forward(lb_model *m, const float *x, int n, int training, flo
     if (n < 1) return lb_fail(LB_ERR_INVALID, "lb_model_forward: n must be positive");
     int unit = 1; /* a sequence model runs whole sequences of T tokens, each from a zero state */
     if (m->seq_len) {
-        int V = 0;
-        for (int i = 0; i < m->n_nodes; i++)
-            if (m->nodes[i].op == LB_OP_GATHER) V = m->nodes[i].vocab;
+        const int V = lb_model_vocab(m);
         unit = m->seq_len;
         if (n % unit)
             return lb_fail(LB_ERR_INVALID, "lb_model_forward: model '%s' reads sequences of %d tokens; n = %d is not a multiple",

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -107,6 +108,11 @@ static void test_uniform(void) {
     lb_quant_free(q);
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 static void test_balanced(void) {
     lb_qcfg c;
     float y[16];
@@ -150,6 +156,56 @@ static void test_balanced(void) {
             CHECK(distinct(yy, N) == 1 << b);
             lb_quant_free(q);
         }
+    }
+    /* exact mode against a full sort: the edges are the order statistics at the ranks of
+     * the recursive halving, so the codes equal those of edges read off the sorted copy;
+     * sizes below and around K, ties (rounded values, all equal), both signs of zero */
+    {
+        static float srt[N];
+        static int32_t want[N];
+        const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 100, 1001, N};
+        for (int t = 0; t < 3; t++)
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+                int64_t n = sizes[si];
+                int64_t sz[1] = {n};
+                fill_gauss(w, N, 21 + t, 0);
+                for (int64_t i = 0; i < n; i++) {
+                    if (t == 1) w[i] = roundf(w[i] * 4) / 4; /* many ties, +0 and -0 */
+                    if (t == 2) w[i] = 0.5f;
+                }
+                memcpy(srt, w, sizeof(float) * (size_t)n);
+                qsort(srt, (size_t)n, sizeof(float), cmp_float);
+                for (int b = 1; b <= 4; b++) {
+                    const int K = 1 << b;
+                    float e[15];
+                    for (int j = 0; j < K - 1; j++) e[j] = 0; /* an edge with no rank keeps its initial 0 */
+                    for (int j = 0; j < K - 1; j++) {
+                        /* the rank of edge j: the median of its node's range, halving from [0, n) */
+                        int64_t lo = 0, hi = n;
+                        int b0 = 0, nb = K;
+                        while (j != b0 + nb / 2 - 1) {
+                            int64_t mid = lo + (hi - lo) / 2;
+                            if (j < b0 + nb / 2 - 1) hi = mid;
+                            else { lo = mid; b0 += nb / 2; }
+                            nb /= 2;
+                        }
+                        if (hi > lo) e[j] = srt[lo + (hi - lo) / 2];
+                    }
+                    for (int64_t i = 0; i < n; i++) {
+                        int32_t cd = 0;
+                        for (int j = 0; j < K - 1; j++) cd += e[j] <= w[i];
+                        want[i] = cd;
+                    }
+                    char s[64];
+                    snprintf(s, sizeof s, "balanced:%d/4", b);
+                    q = mk(s, &c, LB_QW, 1, sz);
+                    q->method->w->encode(q, codes, w, n);
+                    int bad = 0;
+                    for (int64_t i = 0; i < n; i++) bad += codes[i] != want[i];
+                    CHECK_MSG(!bad, "balanced %d bits, n %lld, case %d: %d codes differ from the sorted reference", b, (long long)n, t, bad);
+                    lb_quant_free(q);
+                }
+            }
     }
     fill_gauss(w, N, 5, 0);
     q = mk("balanced:2/4,percentile=mean", &c, LB_QW, 1, sn);

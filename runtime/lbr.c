@@ -34,6 +34,7 @@
 
 #include "kernels/lbr_kernels_impl.h"
 #include "lbr_internal.h"
+#include "lbr_math.h"
 #include "lbr_quant.h"
 
 #include <inttypes.h>
@@ -56,8 +57,9 @@ const char *const lbr_path_names[LBR_PATH_COUNT] = {"none", "float", "s8u8", "bi
 static const char *const field_names[LBR_L_COUNT] = {
     "OP",       "IN0",     "IN1",      "OUT_C",    "OUT_H",     "OUT_W",    "KH",     "KW",         "SH",
     "SW",       "PH",      "PW",       "GROUP",    "COUNT_PAD", "W_FLOAT",  "W_BITS", "W_CODES",    "W_GROUP",
-    "W_LEVELS", "W_SCALE", "POST_MUL", "POST_ADD", "ACT",       "OUT_BITS", "ENC",    "ENC_PARAMS", "OUT_VALUES"};
-static const char op_names[7][8] = {"?", "CONV", "GEMM", "MAXPOOL", "AVGPOOL", "GAP", "ADD"};
+    "W_LEVELS", "W_SCALE", "POST_MUL", "POST_ADD", "ACT",       "OUT_BITS", "ENC",    "ENC_PARAMS", "OUT_VALUES",
+    "W2_FLOAT", "W2_CODES", "W2_GROUP", "W2_LEVELS", "W2_SCALE"};
+static const char op_names[10][8] = {"?", "CONV", "GEMM", "MAXPOOL", "AVGPOOL", "GAP", "ADD", "GATHER", "LSTM", "GRU"};
 
 /* ------------------------------------------------------------------ the loaded model */
 
@@ -88,6 +90,9 @@ typedef struct lbr_layer_rt {
     int32_t *thr;                    /* [j * O + o], the smallest sgn[o] * acc with code > j */
     int32_t *tsg;                    /* per channel: +1, or -1 where the code falls as acc rises */
     int use_thr;
+    struct lbr_layer_rt *sub;        /* LSTM, GRU: the input and the recurrent product (GEMMs of G*H sums) */
+    float *cst;                      /* LSTM: the cell state, max_batch x H */
+    int gates;                       /* LSTM 4, GRU 3 */
     uint64_t macs;
     const char *variant;
 } lbr_layer_rt;
@@ -97,6 +102,8 @@ struct lbr_model {
     int in_c, in_h, in_w;
     float *input; /* NHWC */
     lbr_layer_rt *layers;
+    int tokens;       /* a token model: layer 0 is GATHER, the input is m->input as int32 ids */
+    int state_batch;  /* streams of the carried recurrent state, 0: none (after a reset) */
     uint8_t *col;     /* im2col rows (bytes or floats) */
     uint64_t *planes; /* activation bit planes */
     void *acc;        /* int32 sums or float sums, rows x O */
@@ -163,6 +170,10 @@ typedef struct lay {
     lbr_array wf, wc, lev, scale, pmul, padd, encp, outv;
     lbr_path path;
     float step_in;
+    /* LSTM, GRU: gates G, and the recurrent weights R (W2_*) in the form of W's */
+    uint64_t gates;
+    uint32_t wgroup2, ngroups2, codebook2;
+    lbr_array wf2, wc2, lev2, scale2;
 } lay;
 
 /* The code bits and OUT_VALUES of the tensor that layer ref - 1 produces (ref 0: the
@@ -225,6 +236,11 @@ static uint32_t used_fields(uint32_t op) {
     case LBR_OP_AVGPOOL: return base | win | B(LBR_L_COUNT_PAD);
     case LBR_OP_GAP: return base;
     case LBR_OP_ADD: return base | B(LBR_L_IN1) | post;
+    case LBR_OP_GATHER: return base | B(LBR_L_W_FLOAT) | (post & ~(B(LBR_L_POST_MUL) | B(LBR_L_POST_ADD)));
+    case LBR_OP_LSTM:
+    case LBR_OP_GRU:
+        return base | wts | B(LBR_L_W2_FLOAT) | B(LBR_L_W2_CODES) | B(LBR_L_W2_GROUP) | B(LBR_L_W2_LEVELS) |
+               B(LBR_L_W2_SCALE) | (post & ~B(LBR_L_POST_MUL));
     default: return 0;
     }
 }
@@ -279,6 +295,107 @@ static int check_values(const lbr_array *a, uint64_t from, int inf_ok, uint32_t 
     return LBR_OK;
 }
 
+/* The weights of layer l, O rows of kc values (kk: kernel pixels, for LBR_WG_PIXEL), from
+ * the fields fld = {FLOAT, CODES, GROUP, LEVELS, SCALE}: float or codes of L->w_bits bits
+ * (read from W_BITS when `first`; the recurrent weights W2_* share W's bits and form). */
+static int get_weights(const lbr_file *f, uint32_t l, lay *L, const int fld[5], int first, uint64_t O, uint64_t kc,
+                       uint64_t kk, lbr_array *wf, lbr_array *wc, lbr_array *lev, lbr_array *scale, uint32_t *wgroup,
+                       uint32_t *ngroups, uint32_t *codebook, char *err, size_t errlen) {
+    int rc;
+#define FLD(k) lbr_layer_field(f, l, (k))
+    const uint32_t has_f = FLD(fld[0]), has_c = FLD(fld[1]);
+    if (has_f && has_c)
+        return lfail(err, errlen, l, fld[0], "both %s and %s are set, exactly one must be", field_names[fld[0]],
+                     field_names[fld[1]]);
+    if (!has_f && !has_c)
+        return lfail(err, errlen, l, fld[1], "no weights: %s and %s are both 0", field_names[fld[0]], field_names[fld[1]]);
+    if (!first && (has_f != 0) != (L->w_bits == 0))
+        return lfail(err, errlen, l, has_f ? fld[0] : fld[1], "the recurrent weights must take W's form (%s)",
+                     L->w_bits ? "codes: W2_CODES" : "float: W2_FLOAT");
+    if (has_f) {
+        if ((rc = get_arr(f, l, fld[0], LBR_DT_F32, O * kc, 1, wf, err, errlen)) != LBR_OK) return rc;
+        const int others[4] = {first ? LBR_L_W_BITS : fld[2], fld[2], fld[3], fld[4]};
+        for (int i = 0; i < 4; i++)
+            if (FLD(others[i]))
+                return lfail(err, errlen, l, others[i], "is %" PRIu32 ", must be 0 with float weights (%s)",
+                             FLD(others[i]), field_names[fld[0]]);
+        return LBR_OK;
+    }
+    if (first) {
+        L->w_bits = FLD(LBR_L_W_BITS);
+        if (L->w_bits < 1 || L->w_bits > 8)
+            return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
+    }
+    const uint64_t J = (uint64_t)1 << L->w_bits, rw = ceil_div(kc * L->w_bits, 64);
+    if ((rc = get_arr(f, l, fld[1], LBR_DT_U64, O * rw, 1, wc, err, errlen)) != LBR_OK) return rc;
+    *wgroup = FLD(fld[2]);
+    if (*wgroup > LBR_WG_PIXEL)
+        return lfail(err, errlen, l, fld[2], "is %" PRIu32 ", must be 0 (tensor), 1 (row) or 2 (pixel)", *wgroup);
+    *ngroups = *wgroup == LBR_WG_TENSOR ? 1 : *wgroup == LBR_WG_ROW ? (uint32_t)O : (uint32_t)kk;
+    if ((rc = get_arr(f, l, fld[3], LBR_DT_I32, J, 0, lev, err, errlen)) != LBR_OK) return rc;
+    *codebook = lev->data == NULL;
+    return get_arr(f, l, fld[4], LBR_DT_F32, *ngroups * (*codebook ? J : 1), 1, scale, err, errlen);
+#undef FLD
+}
+
+/* The kernel path of a weighted layer (CONV, GEMM, the two products of an LSTM/GRU) from
+ * its weights' form and its input's codes. */
+static void choose_path(lay *L, const lbr_options *opt) {
+    L->path = LBR_PATH_FLOAT;
+    int linear_in = L->in_bits[0] > 0;
+    if (linear_in) {
+        const float v1 = rdf(&L->in_vals[0], 1);
+        linear_in = rdf(&L->in_vals[0], 0) == 0.0f;
+        for (uint64_t j = 2; linear_in && j < L->in_vals[0].count; j++)
+            linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
+        L->step_in = v1;
+    }
+    if (!(opt && opt->float_only) && L->wc.data && linear_in && L->wgroup != LBR_WG_PIXEL && L->kc <= LBR_KMAX) {
+        const uint64_t J = (uint64_t)1 << L->w_bits;
+        if (L->codebook) {
+            if (L->w_bits <= 4) L->path = LBR_PATH_BUCKET;
+        } else {
+            int tern = 1, pow2 = 1, s8 = 1;
+            for (uint64_t j = 0; j < J; j++) {
+                const int64_t v = rdi(&L->lev, j), a = v < 0 ? -v : v;
+                tern &= a <= 1;
+                s8 &= a <= 127;
+                pow2 &= a == 0 || (a <= 128 && (a & (a - 1)) == 0);
+            }
+            if (tern)
+                L->path = LBR_PATH_BITSERIAL;
+            else if (pow2 && opt && opt->prefer_shift)
+                L->path = LBR_PATH_SHIFT;
+            else if (s8)
+                L->path = LBR_PATH_S8U8;
+        }
+    }
+}
+
+/* One of the two products of an LSTM/GRU layer L as a GEMM of G*H float sums (no
+ * activation, no codes out): which 0, W times the layer's input; 1, R times the previous
+ * hidden state, whose codes (when quantized) are the layer's own output codes. */
+static void rnn_product(const lay *L, int which, const lbr_options *opt, lay *S) {
+    *S = *L;
+    S->op = LBR_OP_GEMM;
+    S->oc = S->og = L->gates * L->oc;
+    S->oh = S->ow = S->h = S->w = 1;
+    S->kh = S->kw = S->sh = S->sw = 1, S->ph = S->pw = 0, S->g = 1;
+    S->act = LBR_ACT_NONE, S->out_bits = 0, S->enc = LBR_ENC_NONE;
+    memset(&S->encp, 0, sizeof S->encp);
+    memset(&S->outv, 0, sizeof S->outv);
+    memset(&S->pmul, 0, sizeof S->pmul);
+    memset(&S->padd, 0, sizeof S->padd); /* the biases are placed by build() */
+    if (which) {
+        S->c = S->cg = S->kc = L->oc;
+        S->wf = L->wf2, S->wc = L->wc2, S->lev = L->lev2, S->scale = L->scale2;
+        S->wgroup = L->wgroup2, S->ngroups = L->ngroups2, S->codebook = L->codebook2;
+        S->in_bits[0] = L->out_bits;
+        S->in_vals[0] = L->outv;
+    }
+    choose_path(S, opt);
+}
+
 /* Validate layer l (every earlier layer valid) and describe it in *L, with the path the
  * options give. */
 static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L, char *err, size_t errlen) {
@@ -286,8 +403,8 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
     memset(L, 0, sizeof *L);
 #define FLD(k) lbr_layer_field(f, l, (k))
     const uint32_t op = FLD(LBR_L_OP);
-    if (op < LBR_OP_CONV || op > LBR_OP_ADD)
-        return lfail(err, errlen, l, LBR_L_OP, "unknown op %" PRIu32 " (1 .. 6 are defined)", op);
+    if (op < LBR_OP_CONV || op > LBR_OP_GRU)
+        return lfail(err, errlen, l, LBR_L_OP, "unknown op %" PRIu32 " (1 .. 9 are defined)", op);
     L->op = op;
     const uint32_t used = used_fields(op);
     for (int k = 0; k < LBR_L_COUNT; k++)
@@ -306,6 +423,18 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                          l);
         L->src[i] = (int32_t)ref - 1;
         kind_of(f, ref, &L->in_bits[i], &L->in_vals[i]);
+    }
+    /* token models: the input is token ids, which only the GATHER of layer 0 reads */
+    const int tokens = lbr_layer_field(f, 0, LBR_L_OP) == LBR_OP_GATHER;
+    if (op == LBR_OP_GATHER) {
+        if (l != 0) return lfail(err, errlen, l, LBR_L_OP, "GATHER (the embedding of token ids) must be layer 0");
+        if (FLD(LBR_L_IN0)) return lfail(err, errlen, l, LBR_L_IN0, "is %" PRIu32 ", GATHER reads the model input (0)", FLD(LBR_L_IN0));
+        if (f->in_h != 1 || f->in_w != 1)
+            return lfail(err, errlen, l, LBR_L_OP, "a token model's input is 1 x 1 x vocabulary, the header has %" PRIu32
+                         " x %" PRIu32 " x %" PRIu32, f->in_c, f->in_h, f->in_w);
+    } else if (tokens && (FLD(LBR_L_IN0) == 0 || (op == LBR_OP_ADD && FLD(LBR_L_IN1) == 0))) {
+        return lfail(err, errlen, l, FLD(LBR_L_IN0) == 0 ? LBR_L_IN0 : LBR_L_IN1,
+                     "is 0, but the input of a token model (layer 0 is GATHER) is token ids, which only GATHER reads");
     }
     shape_of(f, FLD(LBR_L_IN0), &L->c, &L->h, &L->w);
     L->oc = FLD(LBR_L_OUT_C), L->oh = FLD(LBR_L_OUT_H), L->ow = FLD(LBR_L_OUT_W);
@@ -327,6 +456,17 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         if (L->oc % L->g)
             return lfail(err, errlen, l, LBR_L_GROUP, "OUT_C %" PRIu64 " is not divisible by %" PRIu64, L->oc, L->g);
         if ((rc = check_window(f, l, L, 0, err, errlen)) != LBR_OK) return rc;
+        break;
+    case LBR_OP_GATHER:
+    case LBR_OP_LSTM:
+    case LBR_OP_GRU:
+        if (L->oh != 1) return lfail(err, errlen, l, LBR_L_OUT_H, "is %" PRIu64 ", must be 1 for %s", L->oh, op_names[op]);
+        if (L->ow != 1) return lfail(err, errlen, l, LBR_L_OUT_W, "is %" PRIu64 ", must be 1 for %s", L->ow, op_names[op]);
+        if (op == LBR_OP_GATHER) break;
+        /* the input vector of a step: C * H * W values; the weights as a GEMM's */
+        L->c = L->c * L->h * L->w, L->h = L->w = 1;
+        L->kh = L->kw = L->sh = L->sw = 1, L->ph = L->pw = 0, L->g = 1;
+        L->gates = op == LBR_OP_LSTM ? 4 : 3;
         break;
     case LBR_OP_GEMM:
         /* KH = KW = 1 (0 accepted as "unused"), no group */
@@ -374,7 +514,9 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         break;
     }
     }
-    const int weighted = op == LBR_OP_CONV || op == LBR_OP_GEMM, post = weighted || op == LBR_OP_ADD;
+    const int rnn = op == LBR_OP_LSTM || op == LBR_OP_GRU;
+    const int weighted = op == LBR_OP_CONV || op == LBR_OP_GEMM || rnn;
+    const int post = weighted || op == LBR_OP_ADD || op == LBR_OP_GATHER;
 
     /* weights */
     if (weighted) {
@@ -384,44 +526,34 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
             return lfail(err, errlen, l, LBR_L_KH,
                          "Kc = (C / GROUP) x KH x KW = %" PRIu64 " x %" PRIu64 " exceeds 2^28", L->cg, kk);
         L->kc = L->cg * kk;
-        const uint32_t has_f = FLD(LBR_L_W_FLOAT), has_c = FLD(LBR_L_W_CODES);
-        if (has_f && has_c)
-            return lfail(err, errlen, l, LBR_L_W_FLOAT, "both W_FLOAT and W_CODES are set, exactly one must be");
-        if (!has_f && !has_c) return lfail(err, errlen, l, LBR_L_W_CODES, "no weights: W_FLOAT and W_CODES are both 0");
-        if (has_f) {
-            if ((rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->oc * L->kc, 1, &L->wf, err, errlen)) != LBR_OK)
-                return rc;
-            const int others[4] = {LBR_L_W_BITS, LBR_L_W_GROUP, LBR_L_W_LEVELS, LBR_L_W_SCALE};
-            for (int i = 0; i < 4; i++)
-                if (FLD(others[i]))
-                    return lfail(err, errlen, l, others[i], "is %" PRIu32 ", must be 0 with float weights (W_FLOAT)",
-                                 FLD(others[i]));
-        } else {
-            L->w_bits = FLD(LBR_L_W_BITS);
-            if (L->w_bits < 1 || L->w_bits > 8)
-                return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
-            const uint64_t J = (uint64_t)1 << L->w_bits, rw = ceil_div(L->kc * L->w_bits, 64);
-            if ((rc = get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->oc * rw, 1, &L->wc, err, errlen)) != LBR_OK)
-                return rc;
-            L->wgroup = FLD(LBR_L_W_GROUP);
-            if (L->wgroup > LBR_WG_PIXEL)
-                return lfail(err, errlen, l, LBR_L_W_GROUP, "is %" PRIu32 ", must be 0 (tensor), 1 (row) or 2 (pixel)",
-                             L->wgroup);
-            L->ngroups = L->wgroup == LBR_WG_TENSOR ? 1 : L->wgroup == LBR_WG_ROW ? (uint32_t)L->oc : (uint32_t)kk;
-            if ((rc = get_arr(f, l, LBR_L_W_LEVELS, LBR_DT_I32, J, 0, &L->lev, err, errlen)) != LBR_OK) return rc;
-            L->codebook = L->lev.data == NULL;
-            if ((rc = get_arr(f, l, LBR_L_W_SCALE, LBR_DT_F32, L->ngroups * (L->codebook ? J : 1), 1, &L->scale, err,
-                              errlen)) != LBR_OK)
+        const int wf[5] = {LBR_L_W_FLOAT, LBR_L_W_CODES, LBR_L_W_GROUP, LBR_L_W_LEVELS, LBR_L_W_SCALE};
+        const uint64_t O = L->gates ? L->gates * L->oc : L->oc;
+        if ((rc = get_weights(f, l, L, wf, 1, O, L->kc, kk, &L->wf, &L->wc, &L->lev, &L->scale, &L->wgroup, &L->ngroups,
+                              &L->codebook, err, errlen)) != LBR_OK)
+            return rc;
+        if (L->gates) {
+            const int w2[5] = {LBR_L_W2_FLOAT, LBR_L_W2_CODES, LBR_L_W2_GROUP, LBR_L_W2_LEVELS, LBR_L_W2_SCALE};
+            if ((rc = get_weights(f, l, L, w2, 0, O, L->oc, 1, &L->wf2, &L->wc2, &L->lev2, &L->scale2, &L->wgroup2,
+                                  &L->ngroups2, &L->codebook2, err, errlen)) != LBR_OK)
                 return rc;
         }
     }
+    if (op == LBR_OP_GATHER && (rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->c * L->oc, 1, &L->wf, err, errlen)) != LBR_OK)
+        return rc;
 
     /* post, activation, encode, output values */
     if (post) {
         if ((rc = get_arr(f, l, LBR_L_POST_MUL, LBR_DT_F32, L->oc, 0, &L->pmul, err, errlen)) != LBR_OK) return rc;
-        if ((rc = get_arr(f, l, LBR_L_POST_ADD, LBR_DT_F32, L->oc, 0, &L->padd, err, errlen)) != LBR_OK) return rc;
+        if ((rc = get_arr(f, l, LBR_L_POST_ADD, LBR_DT_F32, rnn ? 2 * L->gates * L->oc : L->oc, 0, &L->padd, err,
+                          errlen)) != LBR_OK)
+            return rc;
+        if (rnn && L->padd.data && (rc = check_values(&L->padd, L->padd.count, 0, l, LBR_L_POST_ADD, err, errlen)) != LBR_OK)
+            return rc;
         L->act = FLD(LBR_L_ACT);
-        if (L->act > LBR_ACT_RELU)
+        if (rnn && L->act != LBR_ACT_NONE && L->act != LBR_ACT_SIGMOID)
+            return lfail(err, errlen, l, LBR_L_ACT, "is %" PRIu32 ", must be 0 (tanh cell) or 2 (sigmoid: Bit-RNN cell)",
+                         L->act);
+        if (!rnn && L->act > LBR_ACT_RELU)
             return lfail(err, errlen, l, LBR_L_ACT, "is %" PRIu32 ", must be 0 (none) or 1 (relu)", L->act);
         const uint32_t bits = FLD(LBR_L_OUT_BITS);
         L->enc = FLD(LBR_L_ENC);
@@ -464,39 +596,9 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
     }
 #undef FLD
 
-    /* the path */
+    /* the path (an LSTM/GRU's is that of its input product, rnn_product) */
     L->path = LBR_PATH_NONE;
-    if (weighted) {
-        L->path = LBR_PATH_FLOAT;
-        int linear_in = L->in_bits[0] > 0;
-        if (linear_in) {
-            const float v1 = rdf(&L->in_vals[0], 1);
-            linear_in = rdf(&L->in_vals[0], 0) == 0.0f;
-            for (uint64_t j = 2; linear_in && j < L->in_vals[0].count; j++)
-                linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
-            L->step_in = v1;
-        }
-        if (!(opt && opt->float_only) && L->wc.data && linear_in && L->wgroup != LBR_WG_PIXEL && L->kc <= LBR_KMAX) {
-            const uint64_t J = (uint64_t)1 << L->w_bits;
-            if (L->codebook) {
-                if (L->w_bits <= 4) L->path = LBR_PATH_BUCKET;
-            } else {
-                int tern = 1, pow2 = 1, s8 = 1;
-                for (uint64_t j = 0; j < J; j++) {
-                    const int64_t v = rdi(&L->lev, j), a = v < 0 ? -v : v;
-                    tern &= a <= 1;
-                    s8 &= a <= 127;
-                    pow2 &= a == 0 || (a <= 128 && (a & (a - 1)) == 0);
-                }
-                if (tern)
-                    L->path = LBR_PATH_BITSERIAL;
-                else if (pow2 && opt && opt->prefer_shift)
-                    L->path = LBR_PATH_SHIFT;
-                else if (s8)
-                    L->path = LBR_PATH_S8U8;
-            }
-        }
-    }
+    if (weighted) choose_path(L, opt);
     return LBR_OK;
 }
 
@@ -720,6 +822,96 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
 
 static void acc_thresholds(lbr_layer_rt *R, const lay *L);
 
+typedef struct scratch_need { uint64_t col, planes, acc, bacc; } scratch_need;
+
+/* The fields of R that follow from L (shapes, bits, path), for every layer but LSTM/GRU */
+static void set_common(lbr_layer_rt *R, const lay *L, const float *in_vals) {
+    R->op = (int)L->op, R->path = L->path, R->act = (int)L->act, R->enc = (int)L->enc;
+    R->src0 = L->src[0], R->src1 = L->src[1];
+    R->c = (int)L->c, R->h = (int)L->h, R->w = (int)L->w, R->oc = (int)L->oc, R->oh = (int)L->oh, R->ow = (int)L->ow;
+    R->kh = (int)L->kh, R->kw = (int)L->kw, R->sh = (int)L->sh, R->sw = (int)L->sw, R->ph = (int)L->ph,
+    R->pw = (int)L->pw;
+    R->g = (int)L->g, R->count_pad = (int)L->count_pad;
+    R->cg = (int)L->cg, R->og = (int)L->og, R->kc = (int)L->kc;
+    R->in_bits = (int)L->in_bits[0], R->in1_bits = (int)L->in_bits[1], R->out_bits = (int)L->out_bits;
+    R->w_bits = (int)L->w_bits;
+    R->cb_stride = L->ngroups > 1 ? (1 << L->w_bits) : 0;
+    R->in_vals = in_vals;
+    R->out_per = (size_t)(L->oc * L->oh * L->ow);
+}
+
+/* A weighted layer (CONV, GEMM, an LSTM/GRU product): its weights in the path's layout,
+ * mul, add and (integer paths with code outputs) the threshold tables, taken from P; the
+ * scratch it needs into sn. With R (loading): the fields and the weights filled in; the
+ * thresholds are acc_thresholds' once ENC_PARAMS is in place. */
+static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_model *m, int lanes, uint64_t B,
+                           const float *in_vals, scratch_need *sn) {
+    const uint64_t O = L->oc, kc = L->kc, ohw = L->oh * L->ow;
+    const uint64_t rows = B * ohw < LBR_ROWS ? B * ohw : LBR_ROWS;
+    const uint64_t kw64 = ceil_div(kc, 64), kb = kw64 * 64, J = (uint64_t)1 << L->w_bits;
+    const int identity = L->path == LBR_PATH_FLOAT && L->in_bits[0] == 0 && L->kh == 1 && L->kw == 1 && L->sh == 1 &&
+                         L->sw == 1 && L->ph == 0 && L->pw == 0 && L->g == 1;
+    void *wts = NULL, *wts2 = NULL, *cb = NULL, *thr = NULL, *tsg = NULL;
+    switch (L->path) {
+    case LBR_PATH_FLOAT: wts = take(P, L->g * ceil_div(L->og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
+    case LBR_PATH_S8U8:
+    case LBR_PATH_SHIFT: wts = take(P, O * kb); break;
+    case LBR_PATH_BITSERIAL: /* kc <= LBR_KMAX on this path, og <= 2^28: the sizes fit */
+        if (lanes) {
+            wts = take(P, L->g * lbr_bitserial_lanes_words((int)L->og, (int)kc) * 8);
+        } else {
+            wts = take(P, O * kw64 * 8);
+            wts2 = take(P, O * kw64 * 8);
+        }
+        break;
+    case LBR_PATH_BUCKET:
+        wts = take(P, O * L->w_bits * kw64 * 8);
+        cb = take(P, L->scale.count * sizeof(float));
+        break;
+    default: break;
+    }
+    void *mul = take(P, O * sizeof(float)), *add = take(P, O * sizeof(float));
+    if (L->out_bits && L->path != LBR_PATH_FLOAT && L->path != LBR_PATH_BUCKET) {
+        thr = take(P, O * (((uint64_t)1 << L->out_bits) - 1) * sizeof(int32_t));
+        tsg = take(P, O * sizeof(int32_t));
+    }
+    /* scratch of this layer */
+    uint64_t col = 0, acc = rows * O * 4;
+    if (L->path == LBR_PATH_FLOAT) {
+        col = identity ? 0 : rows * kc * sizeof(float);
+    } else {
+        col = rows * kb;
+        if (L->path == LBR_PATH_BITSERIAL || L->path == LBR_PATH_BUCKET) {
+            const uint64_t pl = rows * L->in_bits[0] * kw64 * 8;
+            if (pl > sn->planes) sn->planes = pl;
+        }
+        if (L->path == LBR_PATH_BUCKET && rows * L->og * J * 4 > sn->bacc) sn->bacc = rows * L->og * J * 4;
+    }
+    if (col > sn->col) sn->col = col;
+    if (acc > sn->acc) sn->acc = acc;
+    if (!R || P->over) return;
+    set_common(R, L, in_vals);
+    R->identity = identity;
+    R->rows = (int)rows;
+    R->wf = L->path == LBR_PATH_FLOAT ? wts : NULL;
+    R->wb = L->path == LBR_PATH_S8U8 || L->path == LBR_PATH_SHIFT ? wts : NULL;
+    R->wl = L->path == LBR_PATH_BITSERIAL && lanes ? wts : NULL;
+    R->wp = (L->path == LBR_PATH_BITSERIAL && !lanes) || L->path == LBR_PATH_BUCKET ? wts : NULL;
+    R->wq = wts2;
+    R->cb = cb;
+    R->mul = mul, R->add = add;
+    R->thr = thr, R->tsg = tsg;
+    fill_weights(R, L);
+    R->macs = mul_sat(mul_sat(ohw, O), kc);
+    switch (L->path) {
+    case LBR_PATH_S8U8: R->variant = m->vname[LBR_K_S8U8]; break;
+    case LBR_PATH_SHIFT: R->variant = m->vname[LBR_K_SHIFT]; break;
+    case LBR_PATH_BITSERIAL: R->variant = m->vname[LBR_K_BITSERIAL]; break;
+    case LBR_PATH_BUCKET: R->variant = m->vname[LBR_K_BUCKET]; break;
+    default: R->variant = "scalar"; break;
+    }
+}
+
 /* Validate every layer and lay the model out: sizes only (base NULL, *need set), or the
  * model itself in base (*out set). */
 static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8_t *base, uint64_t *need,
@@ -741,116 +933,97 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         choose_kernels(m, opt);
     }
     const uint64_t B = (uint64_t)max_batch;
-    uint64_t col_b = 0, planes_b = 0, acc_b = 0, bacc_b = 0;
+    scratch_need sn = {0, 0, 0, 0};
     lbr_kvariant lanes_v;
     const int lanes = lanes_kernel(opt, &lanes_v); /* bitserial weights in the lanes layout */
     lay L;
     for (uint32_t l = 0; l < n; l++) {
         if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
         lbr_layer_rt *R = rt ? rt + l : NULL;
-        const uint64_t O = L.oc, kc = L.kc, ohw = L.oh * L.ow;
-        const uint64_t rows = B * ohw < LBR_ROWS ? B * ohw : LBR_ROWS;
-        const uint64_t kw64 = ceil_div(kc, 64), kb = kw64 * 64, J = (uint64_t)1 << L.w_bits;
-        const int weighted = L.op == LBR_OP_CONV || L.op == LBR_OP_GEMM;
-        const int identity = L.path == LBR_PATH_FLOAT && L.in_bits[0] == 0 && L.kh == 1 && L.kw == 1 && L.sh == 1 &&
-                             L.sw == 1 && L.ph == 0 && L.pw == 0 && L.g == 1;
-        void *wts = NULL, *wts2 = NULL, *cb = NULL, *mul = NULL, *add = NULL, *thr = NULL, *tsg = NULL;
-        if (weighted) {
-            switch (L.path) {
-            case LBR_PATH_FLOAT: wts = take(&P, L.g * ceil_div(L.og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
-            case LBR_PATH_S8U8:
-            case LBR_PATH_SHIFT: wts = take(&P, O * kb); break;
-            case LBR_PATH_BITSERIAL: /* kc <= LBR_KMAX on this path, og <= 2^28: the sizes fit */
-                if (lanes) {
-                    wts = take(&P, L.g * lbr_bitserial_lanes_words((int)L.og, (int)kc) * 8);
-                } else {
-                    wts = take(&P, O * kw64 * 8);
-                    wts2 = take(&P, O * kw64 * 8);
-                }
-                break;
-            case LBR_PATH_BUCKET:
-                wts = take(&P, O * L.w_bits * kw64 * 8);
-                cb = take(&P, L.scale.count * sizeof(float));
-                break;
-            default: break;
+        const uint64_t O = L.oc, ohw = L.oh * L.ow;
+        const int rnn = L.op == LBR_OP_LSTM || L.op == LBR_OP_GRU;
+        const float *in_vals = R && L.src[0] >= 0 ? rt[L.src[0]].out_vals : NULL;
+        if (R) memset(R, 0, sizeof *R);
+        if (L.op == LBR_OP_CONV || L.op == LBR_OP_GEMM) {
+            place_weighted(&P, &L, R, m, lanes, B, in_vals, &sn);
+        } else if (rnn) {
+            /* the two products, each a GEMM of G*H float sums into its own buffer, and the
+             * LSTM's cell state; the layer's output buffer holds h, the recurrent state */
+            lbr_layer_rt *sub = take(&P, 2 * sizeof(lbr_layer_rt));
+            lay S;
+            for (int k = 0; k < 2; k++) {
+                rnn_product(&L, k, opt, &S);
+                if (sub) memset(sub + k, 0, sizeof *sub);
+                place_weighted(&P, &S, sub ? sub + k : NULL, m, lanes, B, k ? NULL : in_vals, &sn);
+                void *gs = take(&P, B * S.oc * sizeof(float));
+                if (sub) sub[k].out = gs;
             }
-            mul = take(&P, O * sizeof(float));
-            add = take(&P, O * sizeof(float));
-            if (L.out_bits && L.path != LBR_PATH_FLOAT && L.path != LBR_PATH_BUCKET) {
-                thr = take(&P, O * (((uint64_t)1 << L.out_bits) - 1) * sizeof(int32_t));
-                tsg = take(&P, O * sizeof(int32_t));
+            void *cs = L.op == LBR_OP_LSTM ? take(&P, B * O * sizeof(float)) : NULL;
+            if (R) {
+                R->sub = sub;
+                R->cst = cs;
+                R->gates = (int)L.gates;
+                R->path = S.path; /* reported: the recurrent product's, the serial part */
             }
-            /* scratch of this layer */
-            uint64_t col = 0, acc = rows * O * 4;
-            if (L.path == LBR_PATH_FLOAT) {
-                col = identity ? 0 : rows * kc * sizeof(float);
-            } else {
-                col = rows * kb;
-                if (L.path == LBR_PATH_BITSERIAL || L.path == LBR_PATH_BUCKET) {
-                    const uint64_t pl = rows * L.in_bits[0] * kw64 * 8;
-                    if (pl > planes_b) planes_b = pl;
-                }
-                if (L.path == LBR_PATH_BUCKET && rows * L.og * J * 4 > bacc_b) bacc_b = rows * L.og * J * 4;
+        } else if (L.op == LBR_OP_GATHER) {
+            void *tab = take(&P, L.c * O * sizeof(float));
+            if (R) {
+                R->wf = tab;
+                for (uint64_t i = 0; i < L.c * O; i++) R->wf[i] = rdf(&L.wf, i);
             }
-            if (col > col_b) col_b = col;
-            if (acc > acc_b) acc_b = acc;
         } else if (L.op == LBR_OP_ADD) {
-            mul = take(&P, O * sizeof(float));
-            add = take(&P, O * sizeof(float));
+            void *mul = take(&P, O * sizeof(float)), *add = take(&P, O * sizeof(float));
+            if (R) {
+                R->mul = mul, R->add = add;
+                for (uint64_t o = 0; o < O; o++) {
+                    R->mul[o] = L.pmul.data ? rdf(&L.pmul, o) : 1.0f;
+                    R->add[o] = L.padd.data ? rdf(&L.padd, o) : 0.0f;
+                }
+            }
         }
         void *encp = L.encp.data ? take(&P, L.encp.count * sizeof(float)) : NULL;
         void *outv = L.outv.data ? take(&P, L.outv.count * sizeof(float)) : NULL;
         if (P.over) return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes");
         if (!R) continue;
 
-        R->op = (int)L.op, R->path = L.path, R->act = (int)L.act, R->enc = (int)L.enc;
-        R->src0 = L.src[0], R->src1 = L.src[1];
-        R->c = (int)L.c, R->h = (int)L.h, R->w = (int)L.w, R->oc = (int)L.oc, R->oh = (int)L.oh, R->ow = (int)L.ow;
-        R->kh = (int)L.kh, R->kw = (int)L.kw, R->sh = (int)L.sh, R->sw = (int)L.sw, R->ph = (int)L.ph,
-        R->pw = (int)L.pw;
-        R->g = (int)L.g, R->count_pad = (int)L.count_pad;
-        R->cg = (int)L.cg, R->og = (int)L.og, R->kc = (int)L.kc;
-        R->in_bits = (int)L.in_bits[0], R->in1_bits = (int)L.in_bits[1], R->out_bits = (int)L.out_bits;
-        R->w_bits = (int)L.w_bits;
-        R->identity = identity;
-        R->rows = (int)rows;
-        R->cb_stride = L.ngroups > 1 ? (int)J : 0;
-        R->in_vals = L.src[0] >= 0 ? rt[L.src[0]].out_vals : NULL;
+        if (!rnn) set_common(R, &L, in_vals);
+        else {
+            R->op = (int)L.op, R->act = (int)L.act, R->enc = (int)L.enc, R->src0 = L.src[0];
+            R->c = (int)L.c, R->h = R->w = 1, R->oc = (int)L.oc, R->oh = R->ow = 1;
+            R->in_bits = (int)L.in_bits[0], R->out_bits = (int)L.out_bits, R->w_bits = (int)L.w_bits;
+            R->in_vals = in_vals;
+            R->out_per = (size_t)O;
+        }
+        R->src1 = L.src[1];
         R->in1_vals = L.op == LBR_OP_ADD && L.src[1] >= 0 ? rt[L.src[1]].out_vals : NULL;
         R->out_vals = L.op == LBR_OP_MAXPOOL ? R->in_vals : outv;
-        R->out_per = (size_t)(O * ohw);
-        R->wf = L.path == LBR_PATH_FLOAT ? wts : NULL;
-        R->wb = L.path == LBR_PATH_S8U8 || L.path == LBR_PATH_SHIFT ? wts : NULL;
-        R->wl = L.path == LBR_PATH_BITSERIAL && lanes ? wts : NULL;
-        R->wp = (L.path == LBR_PATH_BITSERIAL && !lanes) || L.path == LBR_PATH_BUCKET ? wts : NULL;
-        R->wq = wts2;
-        R->cb = cb;
-        R->mul = mul, R->add = add;
-        R->thr = thr, R->tsg = tsg;
         R->encp = encp;
         for (uint64_t i = 0; i < L.encp.count; i++) R->encp[i] = rdf(&L.encp, i);
         for (uint64_t i = 0; outv && i < L.outv.count; i++) ((float *)outv)[i] = rdf(&L.outv, i);
-        if (weighted) {
-            fill_weights(R, &L);
-            if (thr) acc_thresholds(R, &L);
-            R->macs = mul_sat(mul_sat(ohw, O), kc);
+        if (L.op == LBR_OP_CONV || L.op == LBR_OP_GEMM) {
+            if (R->thr) acc_thresholds(R, &L);
+        } else if (rnn) {
+            /* biases: ONNX's B = Wb then Rb. The input product adds Wb and, for the gates
+             * where the cell adds them together, Rb; a GRU's candidate keeps Rbh on the
+             * recurrent product, inside r * (Rh h + Rbh) */
+            const uint64_t GH = L.gates * O;
+            lbr_layer_rt *sub = R->sub;
+            sub[1].in_vals = R->out_vals;
+            for (uint64_t o = 0; o < GH; o++) {
+                const float wb = L.padd.data ? rdf(&L.padd, o) : 0.0f, rb = L.padd.data ? rdf(&L.padd, GH + o) : 0.0f;
+                const int apart = L.op == LBR_OP_GRU && o >= 2 * O;
+                sub[0].add[o] = apart ? wb : wb + rb;
+                sub[1].add[o] = apart ? rb : 0.0f;
+            }
+            R->macs = mul_sat(GH, L.c + O);
+            R->variant = sub[1].variant;
         } else {
-            if (L.op == LBR_OP_ADD)
-                for (uint64_t o = 0; o < O; o++) {
-                    R->mul[o] = L.pmul.data ? rdf(&L.pmul, o) : 1.0f;
-                    R->add[o] = L.padd.data ? rdf(&L.padd, o) : 0.0f;
-                }
             /* no multiplies: the elements a window or sum reads */
-            R->macs = L.op == LBR_OP_GAP   ? L.c * L.h * L.w
-                      : L.op == LBR_OP_ADD ? O * ohw
-                                           : mul_sat(O * ohw, mul_sat(L.kh, L.kw));
-        }
-        switch (L.path) {
-        case LBR_PATH_S8U8: R->variant = m->vname[LBR_K_S8U8]; break;
-        case LBR_PATH_SHIFT: R->variant = m->vname[LBR_K_SHIFT]; break;
-        case LBR_PATH_BITSERIAL: R->variant = m->vname[LBR_K_BITSERIAL]; break;
-        case LBR_PATH_BUCKET: R->variant = m->vname[LBR_K_BUCKET]; break;
-        default: R->variant = "scalar"; break;
+            R->macs = L.op == LBR_OP_GAP      ? L.c * L.h * L.w
+                      : L.op == LBR_OP_ADD    ? O * ohw
+                      : L.op == LBR_OP_GATHER ? 0
+                                              : mul_sat(O * ohw, mul_sat(L.kh, L.kw));
+            R->variant = "scalar";
         }
     }
 
@@ -866,7 +1039,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                      L.oc, L.oh, L.ow, f->n_outputs);
 
     /* the input, each layer's output, the scratch */
-    float *input = take(&P, B * f->in_c * f->in_h * f->in_w * sizeof(float));
+    const int tokens = lbr_layer_field(f, 0, LBR_L_OP) == LBR_OP_GATHER;
+    float *input = take(&P, tokens ? B * sizeof(int32_t) : B * f->in_c * f->in_h * f->in_w * sizeof(float));
     for (uint32_t l = 0; l < n; l++) {
         if (!rt) {
             if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
@@ -877,10 +1051,10 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         if (P.over)
             return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes at max_batch %d", max_batch);
     }
-    uint8_t *col = take(&P, col_b);
-    uint64_t *planes = take(&P, planes_b);
-    void *acc = take(&P, acc_b);
-    int32_t *bacc = take(&P, bacc_b);
+    uint8_t *col = take(&P, sn.col);
+    uint64_t *planes = take(&P, sn.planes);
+    void *acc = take(&P, sn.acc);
+    int32_t *bacc = take(&P, sn.bacc);
     if (P.over) return lbr_fail(err, errlen, LBR_ERR_FORMAT, "arena: the model's buffers exceed 2^62 bytes");
     if (P.off > SIZE_MAX)
         return lbr_fail(err, errlen, LBR_ERR_FORMAT,
@@ -892,7 +1066,13 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         for (uint32_t l = 0; l < n; l++) {
             rt[l].in0 = rt[l].src0 >= 0 ? rt[rt[l].src0].out : (const void *)input;
             if (rt[l].op == LBR_OP_ADD) rt[l].in1 = rt[l].src1 >= 0 ? rt[rt[l].src1].out : (const void *)input;
+            if (rt[l].sub) {
+                rt[l].sub[0].in0 = rt[l].in0;
+                rt[l].sub[1].in0 = rt[l].out; /* h of the previous step */
+            }
         }
+        m->tokens = tokens;
+        m->state_batch = 0;
         *out = m;
     }
     return LBR_OK;
@@ -1363,13 +1543,51 @@ static void run_add(const lbr_layer_rt *R, int batch) {
     }
 }
 
-int lbr_run(lbr_model *m, const float *x, int batch, float *out) {
-    if (!m || !x || !out || batch < 1 || batch > m->max_batch) return LBR_ERR_ARG;
-    /* NCHW -> NHWC */
-    const size_t C = (size_t)m->in_c, HW = (size_t)m->in_h * m->in_w;
-    for (size_t n = 0; n < (size_t)batch; n++)
-        for (size_t c = 0; c < C; c++)
-            for (size_t p = 0; p < HW; p++) m->input[(n * HW + p) * C + c] = x[(n * C + c) * HW + p];
+/* GATHER: the table row of each token, then the activation and the output's kind */
+static void run_gather(const lbr_model *M, const lbr_layer_rt *R, int batch) {
+    const int32_t *tok = (const int32_t *)(const void *)M->input;
+    const size_t E = (size_t)R->oc;
+    for (size_t b = 0; b < (size_t)batch; b++)
+        for (size_t e = 0; e < E; e++) emit(R, b * E + e, R->wf[(size_t)tok[b] * E + e]);
+}
+
+/* One step of an LSTM/GRU for `batch` streams: the two products (the recurrent one only
+ * when there is a previous step: a fresh state is zero, as in training), then the cell,
+ * with lbr_math.h's functions and src/ops/rnn.c's formulas. The output buffer is read as
+ * h_{t-1} (by the recurrent product, and by the GRU's blend) before it is written as h_t. */
+static void run_rnn(lbr_model *M, const lbr_layer_rt *R, int batch, int fresh) {
+    const lbr_layer_rt *sx = R->sub, *sh = R->sub + 1;
+    const size_t H = (size_t)R->oc, GH = (size_t)R->gates * H;
+    const int bit = R->act == LBR_ACT_SIGMOID;
+    run_conv(M, sx, batch);
+    if (!fresh) run_conv(M, sh, batch);
+    for (size_t b = 0; b < (size_t)batch; b++) {
+        const float *gx = (const float *)sx->out + b * GH;
+        const float *gh = fresh ? sh->add : (const float *)sh->out + b * GH;
+        float *c = R->cst ? R->cst + b * H : NULL;
+        for (size_t j = 0; j < H; j++) {
+            float h;
+            if (R->gates == 4) {
+                const float i = lbr_sigmoidf(gx[j] + gh[j]), o = lbr_sigmoidf(gx[H + j] + gh[H + j]);
+                const float f = lbr_sigmoidf(gx[2 * H + j] + gh[2 * H + j]), g = lbr_cell_act(gx[3 * H + j] + gh[3 * H + j], bit);
+                const float cn = fresh ? i * g : f * c[j] + i * g;
+                c[j] = cn;
+                h = o * lbr_cell_act(cn, bit);
+            } else {
+                const float z = lbr_sigmoidf(gx[j] + gh[j]), r = lbr_sigmoidf(gx[H + j] + gh[H + j]);
+                const float nn = lbr_cell_act(gx[2 * H + j] + r * gh[2 * H + j], bit);
+                const float prev = fresh ? 0.0f : value_at(R->out, R->out_vals, b * H + j);
+                h = nn + z * (prev - nn);
+            }
+            if (R->out_bits)
+                ((uint8_t *)R->out)[b * H + j] = encode(R, h);
+            else
+                ((float *)R->out)[b * H + j] = h;
+        }
+    }
+}
+
+static void run_layers(lbr_model *m, int batch, int fresh) {
     for (int l = 0; l < m->n_layers; l++) {
         const lbr_layer_rt *R = m->layers + l;
         switch (R->op) {
@@ -1379,9 +1597,44 @@ int lbr_run(lbr_model *m, const float *x, int batch, float *out) {
         case LBR_OP_AVGPOOL: run_pool(R, batch); break;
         case LBR_OP_GAP: run_gap(R, batch); break;
         case LBR_OP_ADD: run_add(R, batch); break;
+        case LBR_OP_GATHER: run_gather(m, R, batch); break;
+        case LBR_OP_LSTM:
+        case LBR_OP_GRU: run_rnn(m, R, batch, fresh); break;
         default: break;
         }
     }
+}
+
+int lbr_run_tokens(lbr_model *m, const int32_t *tokens, int batch, float *out) {
+    if (!m || !tokens || !out || !m->tokens || batch < 1 || batch > m->max_batch) return LBR_ERR_ARG;
+    if (m->state_batch && batch != m->state_batch) return LBR_ERR_ARG;
+    for (int b = 0; b < batch; b++)
+        if (tokens[b] < 0 || tokens[b] >= m->in_c) return LBR_ERR_ARG;
+    memcpy(m->input, tokens, sizeof(int32_t) * (size_t)batch);
+    run_layers(m, batch, m->state_batch == 0);
+    m->state_batch = batch;
+    const lbr_layer_rt *last = m->layers + m->n_layers - 1;
+    memcpy(out, last->out, (size_t)batch * last->out_per * sizeof(float));
+    return LBR_OK;
+}
+
+void lbr_reset(lbr_model *m) {
+    if (m) m->state_batch = 0;
+}
+
+int lbr_is_token_model(const lbr_model *m, int *vocab) {
+    if (vocab) *vocab = m && m->tokens ? m->in_c : 0;
+    return m && m->tokens;
+}
+
+int lbr_run(lbr_model *m, const float *x, int batch, float *out) {
+    if (!m || !x || !out || m->tokens || batch < 1 || batch > m->max_batch) return LBR_ERR_ARG;
+    /* NCHW -> NHWC */
+    const size_t C = (size_t)m->in_c, HW = (size_t)m->in_h * m->in_w;
+    for (size_t n = 0; n < (size_t)batch; n++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t p = 0; p < HW; p++) m->input[(n * HW + p) * C + c] = x[(n * C + c) * HW + p];
+    run_layers(m, batch, 1);
     const lbr_layer_rt *last = m->layers + m->n_layers - 1;
     memcpy(out, last->out, (size_t)batch * last->out_per * sizeof(float)); /* out_per == n_outputs */
     return LBR_OK;

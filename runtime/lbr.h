@@ -54,7 +54,25 @@
  *   OUT_VALUES  f32 [2^OUT_BITS]
  * Pools keep their input's kind: MAXPOOL of codes gives codes with the same values (the
  * values are non-decreasing); AVGPOOL and GAP give floats. Fields a layer does not use
- * are 0. The last layer's output (float, n_outputs = C * H * W values) is the logits. */
+ * are 0. The last layer's output (float, n_outputs = C * H * W values) is the logits.
+ *
+ * Token models (language models): layer 0 is a GATHER, the only layer that reads the
+ * model input, which is then one token id per sample (in [0, IN_C): IN_C is the
+ * vocabulary, IN_H = IN_W = 1), run one time step per call by lbr_run_tokens.
+ *   GATHER      W_FLOAT f32 [IN_C * OUT_C], the embedding table (row = token); OUT_H = OUT_W = 1;
+ *               ACT, OUT_BITS, ENC, ENC_PARAMS, OUT_VALUES as above
+ *   LSTM, GRU   one direction, ONNX semantics (LSTM gates i, o, f, c; GRU z, r, h with
+ *               linear_before_reset = 1, PyTorch's), G = 4 (LSTM) or 3 (GRU) gates of
+ *               H = OUT_C units; OUT_H = OUT_W = 1. The input (C * H * W = I values) is
+ *               multiplied by W (W_* fields, G*H rows of I values, as a GEMM's), the
+ *               previous hidden state by R (W2_FLOAT, or W2_CODES of W_BITS bits with
+ *               W2_GROUP, W2_LEVELS, W2_SCALE: G*H rows of H values, quantized exactly when
+ *               W is); POST_ADD f32 [2 * G * H] is ONNX's B (Wb then Rb, absent: 0).
+ *               ACT is the cell's squashing function: LBR_ACT_NONE tanh, LBR_ACT_SIGMOID
+ *               the Bit-RNN cell (sigmoid, h in [0, 1]). OUT_BITS/ENC/ENC_PARAMS/OUT_VALUES
+ *               quantize h itself (no activation first), and the quantized h is both the
+ *               output and the state the next step multiplies by R. Formulas: src/ops/rnn.h;
+ *               their exp, sigmoid and tanh: lbr_math.h (the same bits as training). */
 #ifndef LBR_H
 #define LBR_H
 
@@ -63,9 +81,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { LBR_OP_CONV = 1, LBR_OP_GEMM = 2, LBR_OP_MAXPOOL = 3, LBR_OP_AVGPOOL = 4, LBR_OP_GAP = 5, LBR_OP_ADD = 6 };
+enum { LBR_OP_CONV = 1, LBR_OP_GEMM = 2, LBR_OP_MAXPOOL = 3, LBR_OP_AVGPOOL = 4, LBR_OP_GAP = 5, LBR_OP_ADD = 6,
+       LBR_OP_GATHER = 7, LBR_OP_LSTM = 8, LBR_OP_GRU = 9 };
 enum { LBR_WG_TENSOR = 0, LBR_WG_ROW = 1, LBR_WG_PIXEL = 2 };
-enum { LBR_ACT_NONE = 0, LBR_ACT_RELU = 1 };
+enum { LBR_ACT_NONE = 0, LBR_ACT_RELU = 1, LBR_ACT_SIGMOID = 2 /* LSTM, GRU: the Bit-RNN cell */ };
 enum { LBR_ENC_NONE = 0, LBR_ENC_UNIFORM = 1, LBR_ENC_POT = 2, LBR_ENC_STEPS = 3 };
 
 /* Layer record fields (indices into the LBR_LAYER_FIELDS u32). */
@@ -74,8 +93,8 @@ enum {
     LBR_L_KH, LBR_L_KW, LBR_L_SH, LBR_L_SW, LBR_L_PH, LBR_L_PW, LBR_L_GROUP, LBR_L_COUNT_PAD,
     LBR_L_W_FLOAT, LBR_L_W_BITS, LBR_L_W_CODES, LBR_L_W_GROUP, LBR_L_W_LEVELS, LBR_L_W_SCALE,
     LBR_L_POST_MUL, LBR_L_POST_ADD, LBR_L_ACT, LBR_L_OUT_BITS, LBR_L_ENC, LBR_L_ENC_PARAMS,
-    LBR_L_OUT_VALUES,
-    LBR_L_COUNT   /* == LBR_LAYER_RESERVED: fields from here on are reserved, 0 */
+    LBR_L_OUT_VALUES, LBR_L_W2_FLOAT, LBR_L_W2_CODES, LBR_L_W2_GROUP, LBR_L_W2_LEVELS, LBR_L_W2_SCALE,
+    LBR_L_COUNT   /* == LBR_LAYER_RESERVED (no field is reserved now) */
 };
 
 /* How a layer's sum is computed, chosen at load from the weights' and input's form. */
@@ -112,8 +131,21 @@ int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt,
 int lbr_load(lbr_model **out, const void *buf, size_t len, int max_batch, void *arena, size_t arena_len,
              const lbr_options *opt, char *err, size_t errlen);
 
-/* Run batch (1 .. max_batch) samples. LBR_ERR_ARG for a NULL pointer or batch out of range. */
+/* Run batch (1 .. max_batch) samples. LBR_ERR_ARG for a NULL pointer, batch out of range,
+ * or a token model (lbr_run_tokens). */
 int lbr_run(lbr_model *m, const float *x, int batch, float *out);
+
+/* Token models: one time step of `batch` (1 .. max_batch) independent streams: token
+ * tokens[b] of stream b in, its logits at out[b * n_outputs ..] out. The recurrent state
+ * (each LSTM's h and c, each GRU's h) is carried in the arena from call to call, per
+ * stream, until lbr_reset; every call between two resets must use the same batch.
+ * LBR_ERR_ARG for a NULL pointer, a token outside [0, vocabulary), a batch out of range
+ * or different from the previous call's, or a model that is not a token model. */
+int lbr_run_tokens(lbr_model *m, const int32_t *tokens, int batch, float *out);
+/* Zero the recurrent state of every stream (lbr_load leaves it zero). */
+void lbr_reset(lbr_model *m);
+/* 1 for a token model (layer 0 is a GATHER), else 0; *vocab (may be NULL) its IN_C. */
+int lbr_is_token_model(const lbr_model *m, int *vocab);
 
 /* What was loaded: shape and the path and kernel variant each layer runs. */
 typedef struct lbr_layer_info {

@@ -35,7 +35,7 @@
 #define LBR_ARRAY_BYTES 32u
 #define LBR_LAYER_BYTES 128u
 #define LBR_LAYER_FIELDS 32            /* u32 fields per layer entry */
-#define LBR_LAYER_RESERVED 27          /* fields LBR_LAYER_RESERVED .. 31 must be 0 (lbr.h: LBR_L_COUNT) */
+#define LBR_LAYER_RESERVED 32          /* fields LBR_LAYER_RESERVED .. 31 must be 0 (lbr.h: LBR_L_COUNT; none now) */
 #define LBR_ALIGN 64u                  /* array offsets are multiples of this */
 #define LBR_MAX_ARRAYS 65536u
 #define LBR_MAX_LAYERS 65536u

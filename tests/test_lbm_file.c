@@ -605,6 +605,7 @@ static void test_builder_errors(void) {
     CHECK_STATUS(lbm_build(&b, &buf, &len), LB_ERR_INVALID);
     CHECK(strstr(lb_last_error(), "arena_per_sample") != NULL);
     b.arena_per_sample = 0;
+#if LBR_LAYER_RESERVED < LBR_LAYER_FIELDS /* version 1 uses every field since the LSTM/GRU ones */
     uint32_t layer[LBR_LAYER_FIELDS] = {0};
     layer[LBR_LAYER_RESERVED] = 1;
     CHECK_OK(lbm_add_layer(&b, layer, NULL));
@@ -612,6 +613,7 @@ static void test_builder_errors(void) {
     char want[64];
     snprintf(want, sizeof want, "layer 0: field %d is 1", LBR_LAYER_RESERVED);
     CHECK_MSG(strstr(lb_last_error(), want) != NULL, "%s", lb_last_error());
+#endif
     lbm_builder_free(&b);
     CHECK(b.n_layers == 0 && b.layers == NULL);
     lbm_builder_free(&b); /* twice is harmless */

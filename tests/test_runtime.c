@@ -829,7 +829,7 @@ static void test_refusals(void) {
         int np, layer;
         const char *field;
     } cases[] = {
-        {{{2, LBR_L_OP, 9}}, 1, 2, "OP"},
+        {{{2, LBR_L_OP, 10}}, 1, 2, "OP"},
         {{{3, LBR_L_OP, 0}}, 1, 3, "OP"},
         {{{1, LBR_L_IN0, 3}}, 1, 1, "IN0"},
         {{{1, LBR_L_IN0, 2}}, 1, 1, "IN0"}, /* itself */

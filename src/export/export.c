@@ -128,14 +128,13 @@ static int tabulate(wform *f, const lb_quant *q, const float *v) {
     return 0;
 }
 
-/* The weight form of a node: quantized (codes and table) when its quantizer is
- * active and tabulates, else float (*is_float = 1). */
-static lb_status weight_form(lb_model *m, const lb_node *n, wform *f, int *is_float) {
-    lb_quant *q = n->wq;
+/* The weight form of tensor `t` of node n under quantizer q (wq, or an LSTM/GRU's rq):
+ * quantized (codes and table) when q is active and tabulates, else float (*is_float = 1). */
+static lb_status weight_form(lb_model *m, const lb_node *n, lb_quant *q, int t, wform *f, int *is_float) {
     memset(f, 0, sizeof *f);
     *is_float = 1;
     if (!q || q->mode == LB_QMODE_FLOAT) return LB_OK;
-    const float *x = m->params + m->tensors[n->p0].offset;
+    const float *x = m->params + m->tensors[t].offset;
     float *v = malloc(sizeof(float) * (size_t)q->n);
     f->codes = malloc(sizeof(int32_t) * (size_t)q->n);
     if (!v || !f->codes) { free(v); return lb_fail(LB_ERR_NOMEM, "out of memory"); }
@@ -183,15 +182,22 @@ typedef struct aform {
     float values[256];
 } aform;
 
-/* code and value of the quantizer on the pre-activation y (Relu/Clip applied first) */
+/* what the quantizer of node a sees for the pre-activation y: Relu/Clip applied first; an
+ * LSTM/GRU's quantizer takes the hidden state itself */
+static float act_in(const lb_node *a, float y) {
+    if (a->op == LB_OP_CLIP) return lbr_clampf(y, a->lo, a->hi);
+    if (a->op == LB_OP_RELU) return y > 0 ? y : 0.0f;
+    return y;
+}
+/* code and value of the quantizer on the pre-activation y */
 static int32_t act_code(const lb_quant *q, const lb_node *a, float y) {
-    float x = a->op == LB_OP_CLIP ? lbr_clampf(y, a->lo, a->hi) : (y > 0 ? y : 0.0f);
+    float x = act_in(a, y);
     int32_t c;
     ops_of(q)->encode(q, &c, &x, 1);
     return c;
 }
 static float act_value(lb_quant *q, const lb_node *a, float y) {
-    float x = a->op == LB_OP_CLIP ? lbr_clampf(y, a->lo, a->hi) : (y > 0 ? y : 0.0f), v;
+    float x = act_in(a, y), v;
     ops_of(q)->forward(q, &v, &x, 1, 0);
     return v;
 }
@@ -334,10 +340,21 @@ static lb_status add_codes(exporter *e, const wform *f, int64_t O, int64_t Kc, c
     return s;
 }
 
-static lb_status weight_layer(exporter *e, int i, uint32_t *L) {
+/* The weights of node i into the fields of W (rec 0) or of an LSTM/GRU's recurrence W2
+ * (rec 1; tensor p0 + 1, quantizer rq). force_float: float whatever the quantizer. */
+static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int force_float);
+
+static lb_status weight_layer(exporter *e, int i, uint32_t *L) { return weight_fields(e, i, L, 0, 0); }
+
+static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int force_float) {
     lb_model *m = e->m;
     lb_node *n = &m->nodes[i];
-    const lb_tensor_entry *wt = &m->tensors[n->p0];
+    const int t = n->p0 + rec;
+    lb_quant *q = rec ? n->rq : n->wq;
+    const int F_FLOAT = rec ? LBR_L_W2_FLOAT : LBR_L_W_FLOAT, F_CODES = rec ? LBR_L_W2_CODES : LBR_L_W_CODES;
+    const int F_GROUP = rec ? LBR_L_W2_GROUP : LBR_L_W_GROUP, F_LEVELS = rec ? LBR_L_W2_LEVELS : LBR_L_W_LEVELS;
+    const int F_SCALE = rec ? LBR_L_W2_SCALE : LBR_L_W_SCALE;
+    const lb_tensor_entry *wt = &m->tensors[t];
     const int64_t O = wt->shape[0], Kc = wt->size / O;
     int ic, ih, iw;
     lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
@@ -353,6 +370,8 @@ static lb_status weight_layer(exporter *e, int i, uint32_t *L) {
         L[LBR_L_SH] = (uint32_t)n->sh; L[LBR_L_SW] = (uint32_t)n->sw;
         L[LBR_L_PH] = (uint32_t)n->ph; L[LBR_L_PW] = (uint32_t)n->pw;
         L[LBR_L_GROUP] = (uint32_t)n->group;
+    } else if (lb_op_is_rnn(n->op)) { /* a vector per step (or the hidden state): same order */
+        for (int64_t k = 0; k < Kc; k++) col[k] = k;
     } else { /* Gemm: its input is NCHW-flattened in training, NHWC in the runtime */
         const int p = n->in[0];
         const int C = p < 0 ? m->in_c : e->pre_c[p], H = p < 0 ? m->in_h : e->pre_h[p], W = p < 0 ? m->in_w : e->pre_w[p];
@@ -363,7 +382,7 @@ static lb_status weight_layer(exporter *e, int i, uint32_t *L) {
     }
     wform f;
     int is_float;
-    lb_status s = weight_form(m, n, &f, &is_float);
+    lb_status s = force_float ? (memset(&f, 0, sizeof f), is_float = 1, LB_OK) : weight_form(m, n, q, t, &f, &is_float);
     if (!s && is_float) {
         /* float weights (the node's effective ones: a quantizer still in float mode
          * passes them through) */
@@ -373,24 +392,24 @@ static lb_status weight_layer(exporter *e, int i, uint32_t *L) {
         for (int64_t o = 0; o < O && w; o++)
             for (int64_t k = 0; k < Kc; k++) w[o * Kc + k] = src[o * Kc + col[k]];
         uint32_t idx;
-        if (!s && !(s = lbm_add_array(&e->b, LBR_DT_F32, w, (uint64_t)(O * Kc), &idx))) L[LBR_L_W_FLOAT] = idx + 1;
+        if (!s && !(s = lbm_add_array(&e->b, LBR_DT_F32, w, (uint64_t)(O * Kc), &idx))) L[F_FLOAT] = idx + 1;
         e->info->weight_bits += 32 * O * Kc;
         free(w);
     } else if (!s) {
         L[LBR_L_W_BITS] = (uint32_t)f.bits;
-        L[LBR_L_W_GROUP] = (uint32_t)f.group;
-        if (!(s = add_codes(e, &f, O, Kc, col, &L[LBR_L_W_CODES]))) {
+        L[F_GROUP] = (uint32_t)f.group;
+        if (!(s = add_codes(e, &f, O, Kc, col, &L[F_CODES]))) {
             e->info->weight_bits += (int64_t)f.bits * O * Kc;
             const int64_t KB = 1 << f.bits;
             if (f.linear) {
                 uint32_t idx;
                 if (!(s = lbm_add_array(&e->b, LBR_DT_I32, f.level, (uint64_t)KB, &idx))) {
-                    L[LBR_L_W_LEVELS] = idx + 1;
+                    L[F_LEVELS] = idx + 1;
                     e->info->meta_bytes += 4 * KB;
-                    s = add_f32(e, f.table, f.ngroups, &L[LBR_L_W_SCALE]);
+                    s = add_f32(e, f.table, f.ngroups, &L[F_SCALE]);
                 }
             } else {
-                s = add_f32(e, f.table, f.ngroups * KB, &L[LBR_L_W_SCALE]);
+                s = add_f32(e, f.table, f.ngroups * KB, &L[F_SCALE]);
             }
         }
     }
@@ -458,6 +477,45 @@ static lb_status emit(exporter *e, int i) {
         if (n->op == LB_OP_AVGPOOL) L[LBR_L_COUNT_PAD] = (uint32_t)n->count_include_pad;
         break;
     case LB_OP_GAP: L[LBR_L_OP] = LBR_OP_GAP; break;
+    case LB_OP_GATHER: { /* the embedding table, float (lowbit never quantizes it) */
+        L[LBR_L_OP] = LBR_OP_GATHER;
+        const lb_tensor_entry *t = &m->tensors[n->p0];
+        uint32_t idx;
+        if ((s = lbm_add_array(&e->b, LBR_DT_F32, m->params + t->offset, (uint64_t)t->size, &idx))) return s;
+        L[LBR_L_W_FLOAT] = idx + 1;
+        e->info->weight_bits += 32 * t->size;
+        if ((s = absorb_act(e, &cur, L))) return s;
+        break;
+    }
+    case LB_OP_LSTM:
+    case LB_OP_GRU: {
+        L[LBR_L_OP] = n->op == LB_OP_LSTM ? LBR_OP_LSTM : LBR_OP_GRU;
+        /* the runtime takes W and R in one form, both codes of one width or both float */
+        int fw = 1, fr = 1;
+        wform f;
+        if ((s = weight_form(m, n, n->wq, n->p0, &f, &fw))) return s;
+        free(f.codes); free(f.table);
+        if ((s = weight_form(m, n, n->rq, n->p0 + 1, &f, &fr))) return s;
+        free(f.codes); free(f.table);
+        const int both = !fw && !fr && n->wq->bits == n->rq->bits;
+        if (!both && (!fw || !fr))
+            fprintf(stderr, "lowbit export: warning: layer '%s': the input and recurrent weights do not share one "
+                            "quantized form; both exported in float\n", n->name);
+        if ((s = weight_fields(e, i, L, 0, !both)) || (s = weight_fields(e, i, L, 1, !both))) return s;
+        const lb_tensor_entry *b = &m->tensors[n->p0 + 2];
+        if ((s = add_f32(e, m->params + b->offset, b->size, &L[LBR_L_POST_ADD]))) return s;
+        L[LBR_L_ACT] = n->bitrnn ? LBR_ACT_SIGMOID : LBR_ACT_NONE;
+        if (n->aq && n->aq->mode != LB_QMODE_FLOAT) { /* the hidden state's quantizer, on h itself */
+            aform af;
+            const int K = 1 << n->aq->bits;
+            if ((s = act_form(n, &af)) || (s = add_f32(e, af.params, K, &L[LBR_L_ENC_PARAMS])) ||
+                (s = add_f32(e, af.values, K, &L[LBR_L_OUT_VALUES])))
+                return s;
+            L[LBR_L_OUT_BITS] = (uint32_t)af.bits;
+            L[LBR_L_ENC] = LBR_ENC_STEPS;
+        }
+        break;
+    }
     case LB_OP_ADD:
         L[LBR_L_OP] = LBR_OP_ADD;
         L[LBR_L_IN1] = (uint32_t)src_of(e, n->in[1]);
@@ -481,9 +539,6 @@ lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **out, size_t *len, lb_expor
     memset(info, 0, sizeof *info);
     *out = NULL;
     *len = 0;
-    if (m->seq_len)
-        return lb_fail(LB_ERR_INVALID, "model '%s' is a language model: the runtime has no LSTM, GRU or Gather kernels yet "
-                       "(DESIGN.md: they follow the recurrent-network work)", m->name);
     exporter e = {.m = m, .info = info};
     lbm_builder_init(&e.b);
     const size_t N = (size_t)m->n_nodes;
@@ -501,6 +556,10 @@ lb_status lb_export_lbm_buffer(lb_model *m, uint8_t **out, size_t *len, lb_expor
         s = lb_fail(LB_ERR_INVALID, "layer '%s': the model's output must be the last layer the runtime computes", last->name);
     if (!s) {
         e.b.in_c = (uint32_t)m->in_c; e.b.in_h = (uint32_t)m->in_h; e.b.in_w = (uint32_t)m->in_w;
+        if (m->seq_len) { /* a token model: one id per sample and step, in [0, vocabulary) */
+            e.b.in_c = (uint32_t)m->nodes[0].vocab;
+            e.b.in_h = e.b.in_w = 1;
+        }
         e.b.n_outputs = (uint32_t)last->out_size;
         char err[256];
         size_t a1 = 0, a2 = 0;

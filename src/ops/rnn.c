@@ -55,28 +55,9 @@ enum { CH = 64 };
 
 /* ---------------------------------------------------------------- math */
 
-/* 1/(1+e^-x): no cancellation for either sign, and the clamp in rnn_exp keeps e^-x finite */
-static inline AI float rnn_sigmoid(float x) { return 1.0f / (1.0f + lb_vexpf(-x)); }
-
-/* Cephes tanhf: an odd polynomial below 0.625 (where 1 - 2/(e^2x+1) would lose relative
- * precision to cancellation), the exponential form above; both are computed and one
- * selected, so the loop stays branch-free. */
-static inline AI float rnn_tanh(float x) {
-    float a = x < 0.0f ? -x : x;
-    float big = 1.0f - 2.0f / (lb_vexpf(a + a) + 1.0f);
-    float s = a * a;
-    float p = -5.70498872745e-3f;
-    p = p * s + 2.06390887954e-2f;
-    p = p * s - 5.37397155531e-2f;
-    p = p * s + 1.33314422036e-1f;
-    p = p * s - 3.33332819422e-1f;
-    float small = p * s * a + a;
-    float t = a < 0.625f ? small : big;
-    return x < 0.0f ? -t : t;
-}
-
-/* the candidate's / cell output's squashing function and its derivative from its value */
-static inline AI float act(float x, int bit) { return bit ? rnn_sigmoid(x) : rnn_tanh(x); }
+/* the gates' functions: runtime/lbr_math.h, shared with the packed-model runtime */
+#define rnn_sigmoid lbr_sigmoidf
+#define act lbr_cell_act
 static inline AI float dact(float y, int bit) { return bit ? y * (1.0f - y) : 1.0f - y * y; }
 
 /* ---------------------------------------------------------------- helpers */

@@ -8,11 +8,17 @@
 #     and resumed ends byte-identical;
 #  4. sample is deterministic for a seed and writes words of the vocabulary;
 #  5. the GRU and a quantized LSTM (balanced:2/2, hidden state quantized) train;
-#  6. bad input: a binary file, an empty file, a corpus with more words than the model
-#     embeds, another corpus at eval time, export of a language model, a bad sample flag;
-#     each exits 2 with a message naming the problem.
+#  6. export and run: the packed LSTM (float, and quantized with its hidden state) and GRU
+#     give 'lowbit eval's perplexity through the runtime (--check); the vocabulary is
+#     written beside the model; the --c-source step function gives the runtime's logits bit
+#     for bit;
+#  7. bad input: a binary file, an empty file, a corpus with more words than the model
+#     embeds, another corpus at eval or run time, a missing vocabulary, a bad sample flag;
+#     each exits non-zero with a message naming the problem.
 set -u
 LB=$1
+SRC=${2:-.}
+SAN=${3:-}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok() { pass=$((pass+1)); }
@@ -68,6 +74,58 @@ grep -q '"perplexity"' "$T/g.json" && ok || bad "gru json"
 "$LB" report --ckpt "$T/q.safetensors" | grep -q "rnn1 .*LSTM .*balanced *2" && ok || bad "quantized report"
 
 # 6
+for ck in a q g; do
+  "$LB" export --ckpt "$T/$ck.safetensors" --out "$T/$ck.lbm" > /dev/null || bad "export $ck"
+  [[ -s "$T/$ck.vocab.json" ]] && ok || bad "export $ck wrote no vocabulary"
+  r=$("$LB" run "$T/$ck.lbm" --data "$T/corpus.txt" --check "$T/$ck.safetensors" --json 2>/dev/null)
+  p1=$(echo "$r" | sed -n 's/.*"perplexity": \([0-9.]*\).*/\1/p'); p2=$(echo "$r" | sed -n 's/.*"check_perplexity": \([0-9.]*\).*/\1/p')
+  if [[ -n "$p1" && -n "$p2" ]] && awk -v a="$p1" -v b="$p2" 'BEGIN{d=a/b-1; exit !(d < 1e-4 && d > -1e-4)}'; then ok
+  else bad "run $ck: runtime perplexity '$p1' vs eval '$p2'"; fi
+done
+"$LB" export --ckpt "$T/q.safetensors" --out "$T/q2.lbm" --c-source "$T/lm.c" --c-name tinylm > /dev/null || bad "export --c-source"
+cat > "$T/driver.c" <<'C'
+#include "lbr.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int tinylm_step(int32_t token, float *out);
+void tinylm_reset(void);
+int main(int argc, char **argv) {
+    static _Alignas(64) unsigned char buf[1 << 22];
+    FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
+    if (!f) return 2;
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t need;
+    char err[256];
+    if (lbr_plan(buf, len, 1, NULL, &need, err, sizeof err)) return 2;
+    void *arena = aligned_alloc(64, (need + 63) / 64 * 64);
+    lbr_model *m;
+    if (lbr_load(&m, buf, len, 1, arena, need, NULL, err, sizeof err)) return 3;
+    float a[64], b[64];
+    for (int pass = 0; pass < 2; pass++) {
+        lbr_reset(m);
+        tinylm_reset();
+        for (int s = 0; s < 30; s++) {
+            int32_t tok = (s * 7 + pass) % 20;
+            if (lbr_run_tokens(m, &tok, 1, a) || tinylm_step(tok, b) || memcmp(a, b, sizeof(float) * 20)) return 4;
+        }
+    }
+    free(arena);
+    return 0;
+}
+C
+CC=${CC:-cc}
+RT=$(dirname "$LB")/liblowbit_runtime.a
+# shellcheck disable=SC2086
+if $CC -std=c11 -Wall -Wextra -Werror -O1 $SAN -I "$SRC/runtime" "$T/driver.c" "$T/lm.c" "$RT" -lm -o "$T/driver" 2> "$T/cc.err"; then
+  ok
+  "$T/driver" "$T/q.lbm" && ok || bad "generated C source of the language model disagrees with the runtime (status $?)"
+else
+  bad "generated C source does not compile: $(head -5 "$T/cc.err")"
+fi
+
+# 7
 head -c 3000 /dev/urandom > "$T/bin.txt"; printf 'abc\0def\n' >> "$T/bin.txt"
 check_err() { # expected-substring cmd...
   local want=$1; shift
@@ -80,8 +138,10 @@ check_err "empty" "$LB" train --model "$T/lstm.json" --data "$T/empty.txt" --out
 check_err "vocabulary" "$LB" train --model "$T/small.json" --data "$T/corpus.txt" --max-steps 1 --out "$T/x.safetensors" --quiet
 sed 's/king/queen/g' "$T/corpus.txt" > "$T/other.txt"
 check_err "vocabulary" "$LB" eval --ckpt "$T/a.safetensors" --data "$T/other.txt"
-check_err "language model" "$LB" export --ckpt "$T/a.safetensors" --out "$T/a.lbm"
-[[ ! -e "$T/a.lbm" ]] && ok || bad "export left a file"
+check_err "vocabulary" "$LB" run "$T/a.lbm" --data "$T/other.txt"
+rm -f "$T/a.vocab.json"
+"$LB" run "$T/a.lbm" --data "$T/corpus.txt" > /dev/null 2> "$T/err" && bad "run without a vocabulary" || \
+  { grep -q "a.vocab.json" "$T/err" && ok || bad "missing vocabulary: $(cat "$T/err")"; }
 check_err "tokens" "$LB" sample --ckpt "$T/q.safetensors" --tokens 0
 
 echo "cli_lm: $pass passed, $fail failed"

@@ -16,7 +16,8 @@
  * An accepted container then goes to the executor (runtime/lbr.c): lbr_plan at
  * max_batch 2 and, when it accepts the layers and the arena is below 64 MiB, lbr_load
  * into an exact-size arena and one lbr_run of zeros (inputs up to 2^20 floats, and up to
- * 2^24 multiply-adds per sample so a replay stays quick). A refusal must come with a
+ * 2^24 multiply-adds per sample so a replay stays quick), or for a token model two steps
+ * of lbr_run_tokens. A refusal must come with a
  * message. */
 #include "lbr.h"
 #include "lbr_file.h"
@@ -59,7 +60,16 @@ static void run_model(const uint8_t *buf, size_t len, const lbr_file *f) {
             if (lbr_layer(m, i, &li) != LBR_OK || (unsigned)li.path >= LBR_PATH_COUNT) abort();
             macs += li.macs < ((uint64_t)1 << 40) ? li.macs : ((uint64_t)1 << 40);
         }
-        if (macs <= ((uint64_t)1 << 24) && lbr_run(m, x, 2, out) != LBR_OK) abort();
+        if (macs <= ((uint64_t)1 << 24)) {
+            if (!lbr_is_token_model(m, NULL)) {
+                if (lbr_run(m, x, 2, out) != LBR_OK) abort();
+            } else { /* token 0 for two streams, two steps: the second reads the carried state */
+                const int32_t tok[2] = {0, 0};
+                if (lbr_run(m, x, 2, out) != LBR_ERR_ARG || lbr_run_tokens(m, tok, 2, out) != LBR_OK ||
+                    lbr_run_tokens(m, tok, 2, out) != LBR_OK)
+                    abort();
+            }
+        }
     }
     free(out);
     free(x);

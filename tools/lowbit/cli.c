@@ -133,6 +133,13 @@ lb_status cli_load_text(const lb_model *m, const char *data, lb_text **out) {
     return lb_text_load(out, data, level ? LB_TEXT_CHAR : LB_TEXT_WORD, level ? V : V - 2);
 }
 
+int cli_vocab_path(const char *lbm, char *buf, size_t cap) {
+    size_t n = strlen(lbm);
+    if (n >= 4 && !strcmp(lbm + n - 4, ".lbm")) n -= 4;
+    int w = snprintf(buf, cap, "%.*s.vocab.json", (int)n, lbm);
+    return w < 0 || (size_t)w >= cap ? -1 : 0;
+}
+
 lb_status cli_model_for_ckpt(const char *model, const char *ckpt, const char *quant, int quant_all, lb_model **out) {
     lb_status s;
     *out = NULL;

@@ -37,6 +37,9 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((fo
 lb_status cli_load_model(const char *arg, lb_model **out);
 /* A language model's corpus (kjv or a text file) at the model's level and vocabulary. */
 lb_status cli_load_text(const lb_model *m, const char *data, lb_text **out);
+/* The vocabulary file beside a packed language model: "m.lbm" -> "m.vocab.json" (a path
+ * without the .lbm suffix gets ".vocab.json" appended). 0, or -1 when it does not fit cap. */
+int cli_vocab_path(const char *lbm, char *buf, size_t cap);
 /* The model for a checkpoint: from --model (or the checkpoint's stored spec when NULL),
  * quantized as --quant says or, without it, as the checkpoint was trained, then the
  * checkpoint's tensors loaded. */

@@ -7,13 +7,17 @@
 #include <string.h>
 #include <time.h>
 
-static const char *USAGE = "MODEL.lbm [--data NAME|DIR] [--batch B] [--kernels best|ref|float] [--check CKPT] [--json]";
+static const char *USAGE = "MODEL.lbm [--data NAME|DIR|TEXT] [--batch B] [--kernels best|ref|float] [--check CKPT] [--json]";
 static const char *DESC =
     "Run a packed model (from 'lowbit export') with the runtime on the test split of a data set:\n"
     "accuracy, throughput at --batch (default 64) over the whole split, and latency at batch 1 over\n"
     "the first --latency-samples images. Single-threaded. --check CKPT also runs the checkpoint the\n"
     "model came from in lowbit itself (as 'lowbit eval' does) and reports on how many images the two\n"
-    "predict the same class and how far apart their logits are: train equals deploy.";
+    "predict the same class and how far apart their logits are: train equals deploy.\n"
+    "A language model (from a kjv-* checkpoint) runs on its corpus (--data kjv by default), tokenized\n"
+    "with the vocabulary exported beside it (MODEL.vocab.json, or --vocab): perplexity over --batch\n"
+    "streams (default 10, as 'lowbit eval'), one token per stream and call with the state carried,\n"
+    "tokens/s, and the latency of one token of one stream; --check compares with 'lowbit eval'.";
 
 static double now(void) {
     struct timespec t;
@@ -50,9 +54,119 @@ static int read_model(const char *cmd, const char *path, uint8_t **buf, size_t *
     return EXIT_OK;
 }
 
+/* A token model on a text corpus, as lb_eval_lm evaluates it: the split cut into `batch`
+ * streams of L tokens, each stepped from a zero state with its state carried to the end,
+ * each prediction scored against the next token. */
+static int run_lm(const char *path, lbr_model *rm, const char *data, const char *vocab_arg, const char *split, int batch,
+                  int lat_n, const char *kernels, const char *check, int json) {
+    const char *cmd = "run";
+    char vpath[4096];
+    if (!vocab_arg && cli_vocab_path(path, vpath, sizeof vpath)) return cli_error(cmd, EXIT_USAGE, "%s: path too long", path);
+    const char *vp = vocab_arg ? vocab_arg : vpath;
+    uint8_t *vbuf = NULL;
+    size_t vlen = 0;
+    lb_vocab v = {0};
+    lb_text_level level;
+    lb_text *t = NULL;
+    lb_model *m = NULL;
+    float *out = NULL;
+    char *mine = NULL;
+    int ret, V = 0;
+    lbr_is_token_model(rm, &V);
+    if ((ret = read_model(cmd, vp, &vbuf, &vlen))) {
+        fprintf(stderr, "lowbit run: %s is a language model: its vocabulary comes from %s ('lowbit export' writes it) or --vocab\n",
+                path, vp);
+        return ret;
+    }
+    vbuf[vlen] = 0; /* the buffer has room: read_model rounds up past the end */
+    lb_status st;
+    if ((st = lb_vocab_from_json(&v, &level, (const char *)vbuf, vp))) { ret = cli_fail_status(cmd, st); goto done; }
+    if (v.n > V) { /* a model may embed more ids than its corpus has tokens, never fewer */
+        ret = cli_error(cmd, EXIT_USAGE, "%s has %d tokens, %s embeds only %d", vp, v.n, path, V);
+        goto done;
+    }
+    if ((st = lb_text_load(&t, data, level, level == LB_TEXT_CHAR ? V : V - 2))) { ret = cli_fail_status(cmd, st); goto done; }
+    if (!(mine = lb_vocab_to_json(&t->vocab, t->level)) || strcmp(mine, (const char *)vbuf)) {
+        ret = mine ? cli_error(cmd, EXIT_USAGE, "%s: the vocabulary of %s differs from %s", data, t->source, vp)
+                   : cli_error(cmd, EXIT_RUNTIME, "out of memory");
+        goto done;
+    }
+    const int sp = !strcmp(split, "train") ? 0 : !strcmp(split, "valid") ? 1 : 2;
+    const int64_t L = t->len[sp] / batch;
+    if (L < 2) {
+        ret = cli_error(cmd, EXIT_USAGE, "%s: the %s split has %lld tokens, too few for %d streams", t->source, split,
+                        (long long)t->len[sp], batch);
+        goto done;
+    }
+    const int32_t *ids = t->ids[sp];
+    out = malloc(sizeof(float) * (size_t)batch * (size_t)V);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)batch);
+    if (!out || !tok) { free(tok); ret = cli_error(cmd, EXIT_RUNTIME, "out of memory"); goto done; }
+    double loss = 0, t_batch = 0; /* the runtime's time only, not the scoring's */
+    int64_t hits = 0, n = 0;
+    lbr_reset(rm);
+    for (int64_t i = 0; i + 1 < L; i++) {
+        for (int b = 0; b < batch; b++) tok[b] = ids[(int64_t)b * L + i];
+        const double t0 = now();
+        const int rc = lbr_run_tokens(rm, tok, batch, out);
+        t_batch += now() - t0;
+        if (rc != LBR_OK) { free(tok); ret = cli_error(cmd, EXIT_RUNTIME, "lbr_run_tokens failed"); goto done; }
+        for (int b = 0; b < batch; b++) {
+            const float *o = out + (size_t)b * V;
+            const int32_t y = ids[(int64_t)b * L + i + 1];
+            /* log-softmax in double: the loss of the float logits */
+            double mx = o[0], z = 0;
+            for (int k = 1; k < V; k++) mx = o[k] > mx ? o[k] : mx;
+            for (int k = 0; k < V; k++) z += exp((double)o[k] - mx);
+            loss += log(z) + mx - (double)o[y];
+            hits += argmax(o, V) == y;
+            n++;
+        }
+    }
+    free(tok);
+    /* latency: one stream, one token a call */
+    const int64_t nl = lat_n < L - 1 ? lat_n : L - 1;
+    lbr_reset(rm);
+    double t0 = now();
+    for (int64_t i = 0; i < nl; i++) lbr_run_tokens(rm, ids + i, 1, out);
+    const double t_one = now() - t0;
+    lbr_reset(rm);
+    const double ce = loss / (double)n, ppl = exp(ce), bpc = ce / log(2.0), acc = (double)hits / (double)n;
+    const double tps = t_batch > 0 ? (double)n / t_batch : 0, tps1 = t_one > 0 ? (double)nl / t_one : 0;
+    lb_lm_result r = {0};
+    if (check) {
+        if ((st = cli_model_for_ckpt(NULL, check, NULL, 0, &m)) || (st = lb_eval_lm(m, t, sp, batch, &r))) {
+            ret = cli_fail_status(cmd, st);
+            goto done;
+        }
+    }
+    if (json) {
+        printf("{\"perplexity\": %.4f, \"bpc\": %.4f, \"loss\": %.6f, \"accuracy\": %.4f, \"tokens\": %lld, \"split\": \"%s\", "
+               "\"batch\": %d, \"tok_s_batch\": %.1f, \"tok_s_b1\": %.1f, \"latency_ms_b1\": %.4f, \"kernels\": \"%s\"",
+               ppl, bpc, ce, acc, (long long)n, split, batch, tps, tps1, nl ? 1e3 * t_one / (double)nl : 0.0, kernels);
+        if (check) printf(", \"check_perplexity\": %.4f, \"check_accuracy\": %.4f", r.perplexity, r.accuracy);
+        printf("}\n");
+    }
+    fprintf(stderr, "lowbit run: %s on %s (%s): perplexity %.2f, %.4f bits per %s, accuracy %.2f%% (%lld tokens); "
+                    "%.0f tokens/s over %d streams; one stream: %.3f ms per token\n",
+            path, t->source, split, ppl, bpc, level == LB_TEXT_CHAR ? "character" : "word", 100 * acc, (long long)n, tps, batch,
+            nl ? 1e3 * t_one / (double)nl : 0.0);
+    if (check)
+        fprintf(stderr, "lowbit run: against %s ('lowbit eval'): perplexity %.4f vs %.4f (%+.4f%%), accuracy %.2f%% vs %.2f%%\n",
+                check, ppl, r.perplexity, 100 * (ppl / r.perplexity - 1), 100 * acc, 100 * r.accuracy);
+done:
+    lb_model_destroy(m);
+    lb_text_free(t);
+    lb_vocab_free(&v);
+    free(mine);
+    free(out);
+    free(vbuf);
+    return ret;
+}
+
 int cmd_run(int argc, char **argv) {
     const char *cmd = "run";
-    const char *data = "fashion-mnist", *kernels = "best", *check = NULL;
+    const char *data = "fashion-mnist", *kernels = "best", *check = NULL, *vocab = NULL, *split = "test";
     int json = 0, batch = 64, prefer_shift = 0, lat_n = 1000, threads = 0;
     int64_t limit = 0;
     cli_arg args[] = {
@@ -65,6 +179,8 @@ int cmd_run(int argc, char **argv) {
         {"--prefer-shift", ARG_FLAG, &prefer_shift, NULL, "power-of-two weights on the shift kernels rather than int8", 0},
         {"--check", ARG_STR, &check, "CKPT", "compare predictions and logits with lowbit's own forward of CKPT", 0},
         {"--threads", ARG_INT, &threads, "T", "threads for --check's lowbit forward (the runtime uses one)", 0},
+        {"--vocab", ARG_STR, &vocab, "FILE", "language models: the vocabulary (default MODEL.vocab.json)", 0},
+        {"--split", ARG_STR, &split, "test|valid|train", "language models: which split (default test)", 0},
         {"--json", ARG_FLAG, &json, NULL, "print one JSON object on stdout", 0},
     };
     if (argc < 3 || argv[2][0] == '-') {
@@ -107,6 +223,26 @@ int cmd_run(int argc, char **argv) {
     if (!(arena = aligned_alloc(64, (need + 63) / 64 * 64))) { ret = cli_error(cmd, EXIT_RUNTIME, "out of memory"); goto done; }
     if (lbr_load(&rm, buf, len, batch, arena, need, &opt, err, sizeof err) != LBR_OK) {
         ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, err);
+        goto done;
+    }
+    if (lbr_is_token_model(rm, NULL)) {
+        const int na = (int)(sizeof args / sizeof args[0]);
+        if (strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
+            ret = cli_error(cmd, EXIT_USAGE, "--split must be test, valid or train");
+            goto done;
+        }
+        if (!args[cli_find(args, na, "--batch")].seen) {
+            /* 10 streams, as 'lowbit eval': reload for that batch */
+            batch = 10;
+            free(arena);
+            arena = NULL;
+            if (lbr_plan(buf, len, batch, &opt, &need, err, sizeof err) != LBR_OK || !(arena = aligned_alloc(64, (need + 63) / 64 * 64)) ||
+                lbr_load(&rm, buf, len, batch, arena, need, &opt, err, sizeof err) != LBR_OK) {
+                ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, arena ? err : "out of memory");
+                goto done;
+            }
+        }
+        ret = run_lm(path, rm, args[cli_find(args, na, "--data")].seen ? data : "kjv", vocab, split, batch, lat_n, kernels, check, json);
         goto done;
     }
     if ((st = lb_dataset_load(&d, data, LB_SPLIT_TEST))) { ret = cli_fail_status(cmd, st); goto done; }

@@ -3,7 +3,9 @@
 # checkpoints (bench/quant_sweep.sh): each is exported to a packed model, run by the
 # runtime on the whole Fashion-MNIST test set, and compared with lowbit's own forward of
 # the checkpoint (`lowbit run --check`). One JSON line per model in $OUT/deploy.jsonl;
-# bench/deploy_table.py turns it into the table of docs/results.md.
+# bench/deploy_table.py turns it into the table of docs/results.md. The language models of
+# bench/lm_quant_sweep.sh go the same way: SWEEP=runs/lm_sweep OUT=runs/lm_deploy (the
+# runtime scores perplexity on the KJV test split, --check runs 'lowbit eval').
 #   bench/deploy_check.sh [--only REGEX] [--kernels best|ref|float]
 # Environment: LOWBIT (default build/lowbit), SWEEP (default runs/sweep), OUT (default runs/deploy).
 set -euo pipefail

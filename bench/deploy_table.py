@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/deploy_table.py [runs/deploy/deploy.jsonl]
     /usr/bin/python3 bench/deploy_table.py --speed [runs/deploy/speed.jsonl]
+    /usr/bin/python3 bench/deploy_table.py runs/lm_deploy/deploy.jsonl   (language models)
 
 One row per packed model: the runtime's test accuracy, on how many of the 10,000 test
 images it predicts what lowbit's own forward of the checkpoint predicts, the largest logit
@@ -36,11 +37,30 @@ def speed(path):
               f"| {t['latency_ms_b1']:.3f} ms | {t['img_s_b64']:,.0f} | {t['img_s_b1'] / base:.2f}x |")
 
 
+def lm(rows):
+    """Language models (SWEEP=runs/lm_sweep): the runtime's test perplexity against lowbit
+    eval's on the same 10 streams, the paths of the recurrent and decoder layers, the file,
+    and the runtime's single-thread tokens/s."""
+    print("| model | runtime perplexity | lowbit eval perplexity | difference | next-token accuracy (runtime / eval) "
+          "| paths (LSTM, decoder) | file bytes | bits x params / 8 + meta + tables | tokens/s, 10 streams | ms per token, 1 stream |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        e, x = r["export"], r["run"]
+        paths = ", ".join(l["path"] for l in e["layers"] if l["op"] in ("LSTM", "GRU", "Gemm"))
+        ideal = e["weight_bytes"] + e["meta_bytes"] + e["table_bytes"]
+        print(f"| `{r['quant'] or r['tag']}` | {x['perplexity']:.4f} | {x['check_perplexity']:.4f} "
+              f"| {100 * (x['perplexity'] / x['check_perplexity'] - 1):+.4f} % "
+              f"| {100 * x['accuracy']:.2f} % / {100 * x['check_accuracy']:.2f} % | {paths} | {e['file_bytes']:,} "
+              f"| {ideal:,.0f} | {x['tok_s_batch']:,.0f} | {x['latency_ms_b1']:.3f} |")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--speed":
         return speed(sys.argv[2] if len(sys.argv) > 2 else "runs/deploy/speed.jsonl")
     path = sys.argv[1] if len(sys.argv) > 1 else "runs/deploy/deploy.jsonl"
     rows = [json.loads(l) for l in open(path) if l.strip()]
+    if rows and "perplexity" in rows[0]["run"]:
+        return lm(rows)
     print("| model | runtime accuracy | same prediction as lowbit | max logit diff | paths (Conv/Gemm) "
           "| file bytes | bits x params / 8 + meta + tables | over (alignment) | img/s batch 1 | img/s batch 64 |")
     print("|---|---|---|---|---|---|---|---|---|---|")

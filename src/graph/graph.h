@@ -171,6 +171,10 @@ struct lb_qsched;
 void lb_quant_init_weights(lb_model *m);
 int lb_quant_needs_calibration(const lb_model *m);
 lb_status lb_quant_calibrate(lb_model *m, const float *x_nchw, int64_t n, int batch);
+/* The end of a calibration whose forward passes the caller ran with m->q_observe = 1 (the
+ * language-model loop, whose batches carry state): observing stops, and the activation
+ * quantizers still uninitialised are initialised from what they saw. */
+void lb_quant_calibrate_finish(lb_model *m);
 void lb_quant_schedule(lb_model *m, const struct lb_qsched *s, uint64_t seed);
 
 #endif

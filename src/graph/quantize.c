@@ -383,12 +383,16 @@ lb_status lb_quant_calibrate(lb_model *m, const float *x, int64_t n, int batch) 
         lb_graph_set_input(m, x + lo * m->in_size, B);
         lb_graph_forward(m, B, 0);
     }
+    lb_quant_calibrate_finish(m);
+    return LB_OK;
+}
+
+void lb_quant_calibrate_finish(lb_model *m) {
     m->q_observe = 0;
     for (int i = 0; i < m->n_quants; i++) {
         lb_quant *q = m->quants[i];
         if (q->role == LB_QA && !q->initialized) ops_of(q)->init(q, NULL, 0);
     }
-    return LB_OK;
 }
 
 void lb_quant_schedule(lb_model *m, const lb_qsched *sch, uint64_t seed) {

@@ -127,11 +127,7 @@ static lb_status calibrate(lb_model *m, const lb_text *t, float *x, int64_t L, i
         lb_graph_set_input(m, x, B * Tc);
         lb_graph_forward(m, B * Tc, 0);
     }
-    m->q_observe = 0;
-    for (int i = 0; i < m->n_quants; i++) {
-        lb_quant *q = m->quants[i];
-        if (q->role == LB_QA && !q->initialized) q->method->a->init(q, NULL, 0);
-    }
+    lb_quant_calibrate_finish(m);
     lb_graph_reset_state(m);
     return lb_graph_reserve(m, B * T, 1);
 }

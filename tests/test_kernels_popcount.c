@@ -10,8 +10,11 @@
  * get the same P and Q packed by lbr_bitserial_pack_lanes (into a buffer of exactly
  * lbr_bitserial_lanes_words, pre-filled with a sentinel, so a short packing or a kernel
  * reading past the last block shows under ASan) and must equal the reference too; a sweep
- * of N over 1..33 covers partial blocks and odd block counts. Integer results: no
- * tolerance. */
+ * of N over 1..33 covers partial blocks and odd block counts. The xnor kernels on the
+ * xnor lanes layout likewise get the xnor weight rows packed by lbr_xnor_pack_lanes
+ * (exactly lbr_xnor_lanes_words, sentinel-filled) and must equal lbr_xnor_ref, over every
+ * xnor shape above and a sweep of M, N (partial blocks: 1, 7, 9, 33) and K (1 to 4096 + 7).
+ * Integer results: no tolerance. */
 #include "kernels/lbr_kernels.h"
 #include "test_util.h"
 
@@ -101,6 +104,10 @@ static void check_same(const char *fam, const char *name, const int32_t *got, co
               first, first < 0 ? 0 : got[first], first < 0 ? 0 : ref[first]);
 }
 
+/* the lanes variants of the xnor family (xnor lanes layout), beside the row ones */
+static lbr_kvariant xlanes_v[4];
+static int n_xlanes;
+
 static void xnor_case(const lbr_kvariant *v, int nv, int M, int N, int K, int ldc, int dist_a, int dist_w) {
     const int KW = lbr_words(K);
     int8_t *a = malloc((size_t)M * K), *w = malloc((size_t)N * K);
@@ -124,6 +131,20 @@ static void xnor_case(const lbr_kvariant *v, int nv, int M, int N, int K, int ld
         ((lbr_xnor_fn)v[i].fn)(M, N, K, A, W, c, ldc);
         check_same("xnor", v[i].name, c, ref, M, N, K, ldc, 1);
         free(c);
+    }
+    if (n_xlanes) {
+        const size_t nw = lbr_xnor_lanes_words(N, K);
+        CHECK(nw == (size_t)((N + 7) / 8) * KW * 8);
+        uint64_t *L = malloc(nw * sizeof *L);
+        for (size_t i = 0; i < nw; i++) L[i] = 0x5a5a5a5a5a5a5a5aULL;
+        lbr_xnor_pack_lanes(N, K, W, L);
+        for (int i = 0; i < n_xlanes; i++) {
+            int32_t *c = new_c(M, ldc);
+            ((lbr_xnor_lanes_fn)xlanes_v[i].fn)(M, N, K, A, L, c, ldc);
+            check_same("xnor", xlanes_v[i].name, c, ref, M, N, K, ldc, 1);
+            free(c);
+        }
+        free(L);
     }
     free(ref); free(want); free(W); free(A); free(w); free(a);
 }
@@ -204,6 +225,47 @@ static int get_variants(const char *fam_name, lbr_kfamily fam, const lbr_cpu *cp
     return nv;
 }
 
+/* the xnor lanes list: exactly the variants the CPU flags call for, none without SIMD */
+static int get_xnor_lanes_variants(const lbr_cpu *cpu, lbr_kvariant v[4]) {
+    const lbr_cpu none = {0};
+    lbr_kvariant only[4];
+    CHECK(lbr_xnor_lanes_variants(&none, only) == 0);
+    const int nv = lbr_xnor_lanes_variants(cpu, v);
+    CHECK(nv >= 0 && nv <= 4);
+#if defined(__x86_64__)
+    const int want = (cpu->avx2 != 0) + (cpu->avx512bw != 0 && cpu->avx512vpopcntdq != 0);
+    CHECK_MSG(nv == want, "xnor lanes: %d variants, CPU flags call for %d", nv, want);
+    if (nv >= 1) CHECK(strcmp(v[0].name, cpu->avx2 ? "avx2-lanes" : "avx512-lanes") == 0);
+    if (nv == 2) CHECK(strcmp(v[1].name, "avx512-lanes") == 0);
+#endif
+    printf("xnor lanes variants:");
+    for (int i = 0; i < nv; i++) printf(" %s", v[i].name);
+    printf("\n");
+    return nv;
+}
+
+/* the xnor lanes layout from its definition in lbr_kernels.h, padding included */
+static void check_xnor_pack_lanes(int N, int K) {
+    const int KW = lbr_words(K), NB = (N + 7) / 8;
+    uint64_t *W = malloc((size_t)N * KW * sizeof *W);
+    for (size_t i = 0; i < (size_t)N * KW; i++) W[i] = rng_next();
+    const size_t nw = lbr_xnor_lanes_words(N, K);
+    uint64_t *L = malloc(nw * sizeof *L);
+    for (size_t i = 0; i < nw; i++) L[i] = 0x5a5a5a5a5a5a5a5aULL;
+    lbr_xnor_pack_lanes(N, K, W, L);
+    int bad = 0;
+    CHECK(nw == (size_t)NB * KW * 8);
+    for (int b = 0; b < NB; b++)
+        for (int k = 0; k < KW; k++)
+            for (int j = 0; j < 8; j++) {
+                const int n = 8 * b + j;
+                bad += L[((size_t)b * KW + k) * 8 + j] != (n < N ? W[(size_t)n * KW + k] : 0);
+                bad += lbr_xnor_lanes_index(K, n, k) != ((size_t)b * KW + k) * 8 + (size_t)j;
+            }
+    CHECK_MSG(bad == 0, "lbr_xnor_pack_lanes N=%d K=%d: %d words wrong", N, K, bad);
+    free(L); free(W);
+}
+
 /* the lanes list: exactly the variants the CPU flags call for, none without SIMD */
 static int get_lanes_variants(const lbr_cpu *cpu, lbr_kvariant v[4]) {
     const lbr_cpu none = {0};
@@ -250,7 +312,9 @@ int main(void) {
     const int nx = get_variants("xnor", LBR_K_XNOR, &cpu, xv, (void (*)(void))lbr_xnor_ref);
     const int nb = get_variants("bitserial", LBR_K_BITSERIAL, &cpu, bv, (void (*)(void))lbr_bitserial_ref);
     n_lanes = get_lanes_variants(&cpu, lanes_v);
+    n_xlanes = get_xnor_lanes_variants(&cpu, xlanes_v);
     for (int N = 1; N <= 17; N++) check_pack_lanes(N, N * 37);
+    for (int N = 1; N <= 17; N++) check_xnor_pack_lanes(N, N * 37);
 
     static const int Ks[] = {1,   2,   63,  64,  65,  127, 128,  129,  200,     255,
                              256, 257, 288, 511, 512, 513, 576, 3136, 4096 + 17};
@@ -277,6 +341,20 @@ int main(void) {
             bitserial_case(bv, nb, M, N, 288, rng_int(1, 8), N + rng_int(1, 3), DIST_UNIFORM, DIST_UNIFORM, 0);
             bitserial_case(bv, nb, M, N, 64, rng_int(1, 8), N + 1, DIST_UNIFORM, DIST_UNIFORM, M == 5);
         }
+    /* the xnor lanes kernels' tiles and tails: M over 1..13 (row tiles of 2 and 6 and their
+     * edges), N with partial blocks and one to five blocks, K around word boundaries, past
+     * a byte-counter flush (31 words) and long; ldc > N */
+    {
+        static const int xK[] = {1, 63, 64, 65, 200, 1000, 1984, 1985, 4096 + 7};
+        static const int xN[] = {1, 7, 8, 9, 16, 17, 24, 33, 40};
+        for (size_t ki = 0; ki < sizeof xK / sizeof *xK; ki++)
+            for (size_t ni = 0; ni < sizeof xN / sizeof *xN; ni++) {
+                const int K = xK[ki], N = xN[ni];
+                for (int M = 1; M <= (K > 1000 ? 7 : 13); M++)
+                    xnor_case(xv, nx, M, N, K, N + rng_int(1, 4), rng_int(0, DIST_COUNT - 1),
+                              rng_int(0, DIST_COUNT - 1));
+            }
+    }
     /* every activation width on one larger shape with odd edges in both dimensions */
     for (int abits = 1; abits <= 8; abits++)
         bitserial_case(bv, nb, 70, 67, 1000, abits, 71, DIST_UNIFORM, DIST_UNIFORM, 0);

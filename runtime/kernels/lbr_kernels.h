@@ -20,12 +20,20 @@
  *                W[((b * KW + k) * 2 + 1) * 8 + j] = Q[(8 b + j) * KW + k]
  *              Outputs 8 b + j >= N are zero rows. lbr_bitserial_lanes_words(N, K)
  *              words in all; lbr_bitserial_pack_lanes builds it from P and Q.
+ *   xnor lanes xnor weights (N bit rows) in the same blocks of 8 outputs, word k of the
+ *              block's 8 rows contiguous: 8 uint64 per (block, word), k fastest after
+ *              them, so a block is one contiguous stream of 64-byte steps:
+ *                W[(b * KW + k) * 8 + j] = Wrow[(8 b + j) * KW + k]
+ *              Outputs 8 b + j >= N are zero rows. lbr_xnor_lanes_words(N, K) words in
+ *              all; lbr_xnor_pack_lanes builds it from the bit rows.
  *
  * Families:
  *   xnor       binary weights x binary activations, both {-1, +1} stored as bits
  *              (1 = +1): C = K - 2 popcount(A xor W). Zero padding in convolutions is
  *              the caller's correction (the padded inputs are stored as +1 bits, and
- *              the caller subtracts their contribution per output position).
+ *              the caller subtracts their contribution per output position). The same
+ *              sums also come from the weights in the xnor lanes layout, whose kernels
+ *              (like bitserial's) put 8 outputs in the lanes of a vector.
  *   bitserial  ternary or binary weights as two bit rows per output, P (w = +1) and
  *              Q (w = -1), x unsigned b-bit activation codes as bit planes:
  *              C = sum_p 2^p (popcount(A_p & P) - popcount(A_p & Q)); P and Q
@@ -107,5 +115,22 @@ typedef void (*lbr_bitserial_lanes_fn)(int M, int N, int K, int abits, const uin
  * many (0 to 2: none without AVX2, where lbr_bitserial_ref on P and Q serves). Their fn
  * casts to lbr_bitserial_lanes_fn. */
 int lbr_bitserial_lanes_variants(const lbr_cpu *cpu, lbr_kvariant out[4]);
+
+/* The xnor lanes layout (above): its size in uint64 words, and the packing from N bit rows
+ * W (KW = lbr_words(K) words a row) into out (that many words; every word written, the
+ * padding outputs as zeros). Scalar, any caller. The xnor lanes kernels take W = out and
+ * give C as lbr_xnor_ref(M, N, K, A, W, C, ldc) does on the rows, bit for bit; they only
+ * read whole blocks of out and write only C's M x N block (never outputs >= N). */
+size_t lbr_xnor_lanes_words(int N, int K);
+void lbr_xnor_pack_lanes(int N, int K, const uint64_t *W, uint64_t *out);
+/* Where word w of output n's row lies in the xnor lanes layout: the layout's one definition. */
+static inline size_t lbr_xnor_lanes_index(int K, int n, int w) {
+    return ((size_t)(n >> 3) * lbr_words(K) + (size_t)w) * 8 + (size_t)(n & 7);
+}
+typedef void (*lbr_xnor_lanes_fn)(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc);
+/* The xnor lanes kernels this CPU runs ("avx2-lanes": AVX2; "avx512-lanes": AVX-512BW and
+ * VPOPCNTDQ), best last; returns how many (0 to 2: none without AVX2, where lbr_xnor_ref
+ * on the rows serves). Their fn casts to lbr_xnor_lanes_fn. */
+int lbr_xnor_lanes_variants(const lbr_cpu *cpu, lbr_kvariant out[4]);
 
 #endif

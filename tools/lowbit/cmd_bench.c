@@ -16,10 +16,12 @@
  * N = 64, K = 576; fc1 M = B, N = 256, K = 3136. conv1 and fc2 stay float in the packed
  * runtime, so they have no integer GEMM to measure.
  *
- * Families at their natural widths (weights x activations): xnor 1 x 1; bitserial ternary
- * (stored as two bit rows P, Q: wbits 2) x 2, its row variants and, as rows "avx2-lanes" and
- * "avx512-lanes", its kernels on the lanes layout (the same P, Q packed once by
- * lbr_bitserial_pack_lanes, outside the timed calls); s8u8 8 x 8 (4-bit layers run this same
+ * Families at their natural widths (weights x activations): xnor 1 x 1, its row variants
+ * and, as rows "avx2-lanes" and "avx512-lanes", its kernels on the xnor lanes layout (the
+ * same weight rows packed once by lbr_xnor_pack_lanes, outside the timed calls); bitserial
+ * ternary (stored as two bit rows P, Q: wbits 2) x 2, its row variants and, as rows
+ * "avx2-lanes" and "avx512-lanes", its kernels on the lanes layout (the same P, Q packed
+ * once by lbr_bitserial_pack_lanes, outside the timed calls); s8u8 8 x 8 (4-bit layers run this same
  * kernel on smaller codes, and its time does not depend on the values); shift 4-bit
  * power-of-two codes |s| <= 7 x 4; bucket 2 x 2 and 4 x 4. Inputs are random valid codes
  * from a fixed seed, so every run measures the same data.
@@ -149,7 +151,7 @@ typedef struct {
     config c;
     int M, N, K;
     uint64_t *A, *W, *Q; /* bit rows / planes (Q: bitserial's w = -1 rows) */
-    uint64_t *L;         /* bitserial: W and Q in the lanes layout */
+    uint64_t *L;         /* xnor: W in the xnor lanes layout; bitserial: W and Q in the lanes layout */
     uint8_t *a8;         /* byte rows */
     int8_t *w8;
     size_t nc; /* int32 elements of C */
@@ -169,6 +171,8 @@ static void job_make(job *j, const config *c, int M, int N, int K, uint64_t seed
         j->W = xalloc(sizeof(uint64_t) * N * KW);
         fill_bits(j->A, (size_t)M, K);
         fill_bits(j->W, (size_t)N, K);
+        j->L = xalloc(sizeof(uint64_t) * lbr_xnor_lanes_words(N, K));
+        lbr_xnor_pack_lanes(N, K, j->W, j->L);
         break;
     case LBR_K_BITSERIAL: {
         /* uniform codes 0..2^abits-1 have independent uniform bits, so the planes are
@@ -226,8 +230,13 @@ static void job_free(job *j) {
     free(j->w8);
 }
 
-/* lanes: fn is a bitserial kernel on the lanes layout (lbr_bitserial_lanes_fn) */
+/* lanes: fn is a kernel on its family's lanes layout (lbr_xnor_lanes_fn or
+ * lbr_bitserial_lanes_fn) */
 static void job_run(const job *j, void (*fn)(void), int lanes, int32_t *C) {
+    if (lanes && j->c.fam == LBR_K_XNOR) {
+        ((lbr_xnor_lanes_fn)fn)(j->M, j->N, j->K, j->A, j->L, C, j->N);
+        return;
+    }
     if (lanes) {
         ((lbr_bitserial_lanes_fn)fn)(j->M, j->N, j->K, j->c.abits, j->A, j->L, C, j->N);
         return;
@@ -406,7 +415,7 @@ int cmd_bench(int argc, char **argv) {
 
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
-    /* a family's variants, then (bitserial) its lanes-layout kernels from index lanes_at[f] */
+    /* a family's variants, then (xnor, bitserial) its lanes-layout kernels from index lanes_at[f] */
     lbr_kvariant vars[LBR_K_COUNT][8];
     int nvars[LBR_K_COUNT], lanes_at[LBR_K_COUNT];
     printf("lowbit bench: single thread, %s\n", g_quick ? "--quick (smoke test: short measurements, not figures to report)"
@@ -419,6 +428,7 @@ int cmd_bench(int argc, char **argv) {
         /* the check below takes variant 0 as the definition */
         if (nvars[f] < 1 || strcmp(vars[f][0].name, "ref") != 0) die("a kernel family does not list ref first");
         lanes_at[f] = nvars[f];
+        if (f == LBR_K_XNOR) nvars[f] += lbr_xnor_lanes_variants(&cpu, vars[f] + nvars[f]);
         if (f == LBR_K_BITSERIAL) nvars[f] += lbr_bitserial_lanes_variants(&cpu, vars[f] + nvars[f]);
         printf("  %-9s variants:", family_name((lbr_kfamily)f));
         for (int v = 0; v < nvars[f]; v++) printf(" %s", vars[f][v].name);

@@ -17,6 +17,8 @@ void lbr_bitserial_lanes_avx2(int M, int N, int K, int abits, const uint64_t *A,
                               int ldc);
 void lbr_bitserial_lanes_avx512(int M, int N, int K, int abits, const uint64_t *A, const uint64_t *W, int32_t *C,
                                 int ldc);
+void lbr_xnor_lanes_avx2(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc);
+void lbr_xnor_lanes_avx512(int M, int N, int K, const uint64_t *A, const uint64_t *W, int32_t *C, int ldc);
 
 /* The tiles' loops over rows and columns run to the tile size (a constant) and skip the
  * rows an edge tile lacks; GCC unrolls such loops completely at -O2 only when asked, and

@@ -963,7 +963,6 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                 R->sub = sub;
                 R->cst = cs;
                 R->gates = (int)L.gates;
-                R->path = S.path; /* reported: the recurrent product's, the serial part */
             }
         } else if (L.op == LBR_OP_GATHER) {
             void *tab = take(&P, L.c * O * sizeof(float));
@@ -986,15 +985,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
         if (P.over) return lfail(err, errlen, l, -1, "the model's buffers exceed 2^62 bytes");
         if (!R) continue;
 
-        if (!rnn) set_common(R, &L, in_vals);
-        else {
-            R->op = (int)L.op, R->act = (int)L.act, R->enc = (int)L.enc, R->src0 = L.src[0];
-            R->c = (int)L.c, R->h = R->w = 1, R->oc = (int)L.oc, R->oh = R->ow = 1;
-            R->in_bits = (int)L.in_bits[0], R->out_bits = (int)L.out_bits, R->w_bits = (int)L.w_bits;
-            R->in_vals = in_vals;
-            R->out_per = (size_t)O;
-        }
-        R->src1 = L.src[1];
+        if (L.op != LBR_OP_CONV && L.op != LBR_OP_GEMM) set_common(R, &L, in_vals); /* place_weighted did theirs */
+        if (rnn) R->path = R->sub[1].path; /* reported: the recurrent product's, the serial part */
         R->in1_vals = L.op == LBR_OP_ADD && L.src[1] >= 0 ? rt[L.src[1]].out_vals : NULL;
         R->out_vals = L.op == LBR_OP_MAXPOOL ? R->in_vals : outv;
         R->encp = encp;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LB_ALIGN 64
 #define LB_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -50,6 +51,14 @@ lb_status lb_write_atomic(const char *path, int n, const void *const *chunks, co
 void lb_philox4x32(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo, uint32_t out[4]);
 uint64_t lb_rng_key(uint64_t seed, uint64_t purpose);
 /* Uniform float in [0, 1) with 24 random bits, for element `index` of stream `stream`. */
+/* floats in order as unsigned integers: lb_fkey(a) < lb_fkey(b) iff a < b (with -0 < +0;
+ * NaN-free input). The exporter's bisection over all floats and balanced's radix select use it. */
+static inline uint32_t lb_fkey(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
 static inline float lb_u32_to_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
 /* Fill out[0..n) with U[lo, hi) from (key, stream); element i uses counter (stream, i/4). */
 void lb_rng_uniform(float *out, int64_t n, float lo, float hi, uint64_t key, uint64_t stream);

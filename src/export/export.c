@@ -163,12 +163,8 @@ static lb_status weight_form(lb_model *m, const lb_node *n, lb_quant *q, int t, 
 
 /* ------------------------------------------------------------------ activations */
 
-/* floats in order as unsigned integers: key(a) < key(b) iff a < b (with -0 < +0) */
-static uint32_t fkey(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u & 0x80000000u ? ~u : u | 0x80000000u;
-}
+/* floats in order as unsigned integers: lb_fkey (lb_internal.h); fval is its inverse */
+#define fkey lb_fkey
 static float fval(uint32_t k) {
     uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
     float x;

@@ -94,12 +94,7 @@ static void edge_ranks(int64_t lo, int64_t hi, int b0, int nb, int64_t *rank) {
     edge_ranks(mid, hi, b0 + nb / 2, nb / 2, rank);
 }
 
-/* order-preserving map of a float to an unsigned key (NaN-free input) */
-static inline uint32_t fkey(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u ^ ((u >> 31) ? 0xFFFFFFFFu : 0x80000000u);
-}
+#define fkey lb_fkey /* lb_internal.h: order-preserving float keys */
 
 /* The K-1 order statistics in two passes (radix select): a histogram of the top 16 key
  * bits finds the bucket holding each rank, the elements of those buckets (a small part

@@ -14,8 +14,9 @@
  *     outputs interleaved, [group][block][k][8]; S8U8/SHIFT: O int8 byte rows of
  *     lbr_bytes(Kc); BITSERIAL: with a lanes kernel (AVX2 or AVX-512, not ref_kernels)
  *     each group's weights in the lanes layout of lbr_kernels.h, the group starting at a
- *     block, else P then Q, O bit rows each; BUCKET: O x W_BITS bit planes and the float
- *     codebook), then mul[O], add[O]; integer paths with code outputs:
+ *     block, else P then Q, O bit rows each; XNOR: the same with the xnor lanes layout,
+ *     else O bit rows (1: w = +1), then wsum[O]; BUCKET: O x W_BITS bit planes and the
+ *     float codebook), then mul[O], add[O]; integer paths with code outputs:
  *     the integer thresholds thr[2^OUT_BITS - 1][O] and their signs tsg[O]
  *   per layer: decoded ENC_PARAMS, OUT_VALUES (ADD: mul[C], add[C])
  *   the input, NHWC floats, max_batch samples
@@ -52,7 +53,7 @@
 #define LBR_KMAX 65536                 /* the kernels' largest K (lbr_kernels.h) */
 #define LBR_BLK 8                      /* outputs per block of the float path */
 
-const char *const lbr_path_names[LBR_PATH_COUNT] = {"none", "float", "s8u8", "bitserial", "shift", "bucket"};
+const char *const lbr_path_names[LBR_PATH_COUNT] = {"none", "float", "s8u8", "bitserial", "shift", "bucket", "xnor"};
 
 static const char *const field_names[LBR_L_COUNT] = {
     "OP",       "IN0",     "IN1",      "OUT_C",    "OUT_H",     "OUT_W",    "KH",     "KW",         "SH",
@@ -80,8 +81,9 @@ typedef struct lbr_layer_rt {
     size_t out_per;                  /* output elements per sample */
     float *wf;                       /* FLOAT: packed weights */
     int8_t *wb;                      /* S8U8, SHIFT: byte rows */
-    uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp */
-    uint64_t *wl;                    /* BITSERIAL with a lanes kernel: lanes layout, per group */
+    uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp; XNOR: rows in wp */
+    uint64_t *wl;                    /* BITSERIAL, XNOR with a lanes kernel: its lanes layout, per group */
+    int32_t *wsum;                   /* XNOR: sum of each output's levels (+-1) over Kc */
     float *cb;                       /* BUCKET: codebook */
     float *mul, *add;                /* per output channel */
     float *encp;                     /* decoded ENC_PARAMS */
@@ -110,6 +112,8 @@ struct lbr_model {
     int32_t *bacc;    /* bucket sums, rows x O/G x 2^W_BITS */
     lbr_bitserial_fn bitserial;
     lbr_bitserial_lanes_fn bitserial_lanes; /* NULL: bitserial on P, Q rows */
+    lbr_xnor_fn xnor;
+    lbr_xnor_lanes_fn xnor_lanes;           /* NULL: xnor on bit rows */
     lbr_s8u8_fn s8u8;
     lbr_shift_fn shift;
     lbr_bucket_fn bucket;
@@ -355,14 +359,17 @@ static void choose_path(lay *L, const lbr_options *opt) {
         if (L->codebook) {
             if (L->w_bits <= 4) L->path = LBR_PATH_BUCKET;
         } else {
-            int tern = 1, pow2 = 1, s8 = 1;
+            int tern = 1, bin = 1, pow2 = 1, s8 = 1;
             for (uint64_t j = 0; j < J; j++) {
                 const int64_t v = rdi(&L->lev, j), a = v < 0 ? -v : v;
                 tern &= a <= 1;
+                bin &= a == 1;
                 s8 &= a <= 127;
                 pow2 &= a == 0 || (a <= 128 && (a & (a - 1)) == 0);
             }
-            if (tern)
+            if (bin && L->in_bits[0] == 1 && !(opt && opt->no_xnor))
+                L->path = LBR_PATH_XNOR;
+            else if (tern)
                 L->path = LBR_PATH_BITSERIAL;
             else if (pow2 && opt && opt->prefer_shift)
                 L->path = LBR_PATH_SHIFT;
@@ -683,16 +690,17 @@ static void float_gemm_base(int nr, int og, int kc, const float *x, const float 
 static void float_gemm_avx2(int nr, int og, int kc, const float *x, const float *w, float *y, size_t ldy);
 #endif
 
-/* The bitserial kernel on the lanes layout the options call for, into *v: the best this
- * CPU runs, its AVX2 one under avx2_only; none (0) under ref_kernels, which runs
- * lbr_bitserial_ref on P, Q rows, or without AVX2. The weights' layout follows from it,
- * so build() asks when planning as well as when loading. */
-static int lanes_kernel(const lbr_options *opt, lbr_kvariant *v) {
+/* The lanes kernel of a family (variants: lbr_bitserial_lanes_variants or
+ * lbr_xnor_lanes_variants) the options call for, into *v: the best this CPU runs, its
+ * AVX2 one under avx2_only; none (0) under ref_kernels, which runs the family's reference
+ * on bit rows, or without AVX2. The weights' layout follows from it, so build() asks
+ * when planning as well as when loading. */
+static int lanes_kernel(const lbr_options *opt, int (*variants)(const lbr_cpu *, lbr_kvariant *), lbr_kvariant *v) {
     if (opt && opt->ref_kernels) return 0;
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
     lbr_kvariant all[4];
-    const int n = lbr_bitserial_lanes_variants(&cpu, all);
+    const int n = variants(&cpu, all);
     int pick = n - 1;
     if (opt && opt->avx2_only)
         for (int i = 0; i < n; i++)
@@ -723,12 +731,17 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
     m->s8u8 = fn[LBR_K_S8U8] ? (lbr_s8u8_fn)fn[LBR_K_S8U8] : lbr_s8u8_ref;
     m->shift = fn[LBR_K_SHIFT] ? (lbr_shift_fn)fn[LBR_K_SHIFT] : lbr_shift_ref;
     m->bucket = fn[LBR_K_BUCKET] ? (lbr_bucket_fn)fn[LBR_K_BUCKET] : lbr_bucket_ref;
+    m->xnor = fn[LBR_K_XNOR] ? (lbr_xnor_fn)fn[LBR_K_XNOR] : lbr_xnor_ref;
     for (int fam = 0; fam < LBR_K_COUNT; fam++)
         if (!m->vname[fam]) m->vname[fam] = "ref";
     lbr_kvariant lv;
-    if (lanes_kernel(opt, &lv)) {
+    if (lanes_kernel(opt, lbr_bitserial_lanes_variants, &lv)) {
         m->bitserial_lanes = (lbr_bitserial_lanes_fn)lv.fn;
         m->vname[LBR_K_BITSERIAL] = lv.name;
+    }
+    if (lanes_kernel(opt, lbr_xnor_lanes_variants, &lv)) {
+        m->xnor_lanes = (lbr_xnor_lanes_fn)lv.fn;
+        m->vname[LBR_K_XNOR] = lv.name;
     }
     m->pack = pack_planes;
     m->fgemm = float_gemm_base;
@@ -753,14 +766,18 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     if (R->path == LBR_PATH_FLOAT) memset(R->wf, 0, (size_t)(L->g * nb * LBR_BLK * kc) * sizeof(float));
     if (R->path == LBR_PATH_S8U8 || R->path == LBR_PATH_SHIFT) memset(R->wb, 0, (size_t)O * KB);
     /* BITSERIAL: the lanes layout, one part per group (padding outputs zero), or P and Q,
-     * two separately aligned blocks */
-    const size_t lw = R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words((int)og, (int)kc) : 0;
-    if (R->path == LBR_PATH_BITSERIAL && R->wl) memset(R->wl, 0, (size_t)L->g * lw * sizeof(uint64_t));
+     * two separately aligned blocks; XNOR: its lanes layout or the rows of +1 bits */
+    const size_t lw = R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words((int)og, (int)kc)
+                      : R->path == LBR_PATH_XNOR    ? lbr_xnor_lanes_words((int)og, (int)kc)
+                                                    : 0;
+    if (R->wl) memset(R->wl, 0, (size_t)L->g * lw * sizeof(uint64_t));
+    if (R->path == LBR_PATH_XNOR && !R->wl) memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
     if (R->path == LBR_PATH_BITSERIAL && !R->wl) {
         memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
         memset(R->wq, 0, (size_t)O * KW * sizeof(uint64_t));
     }
     if (R->path == LBR_PATH_BUCKET) memset(R->wp, 0, (size_t)O * L->w_bits * KW * sizeof(uint64_t));
+    if (R->path == LBR_PATH_XNOR) memset(R->wsum, 0, (size_t)O * sizeof(int32_t));
     for (uint64_t o = 0; o < O; o++) {
         const uint8_t *row = L->wc.data ? (const uint8_t *)L->wc.data + 8 * (size_t)(o * rw) : NULL;
         const uint64_t gi = o / og, oo = o % og;
@@ -796,6 +813,16 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
                     R->wl[gi * lw + lbr_bitserial_lanes_index((int)kc, (int)oo, (int)(k >> 6), lv[code] == -1)] |= bit;
                 else
                     (lv[code] == 1 ? R->wp : R->wq)[o * KW + (k >> 6)] |= bit;
+                break;
+            }
+            case LBR_PATH_XNOR: {
+                R->wsum[o] += lv[code];
+                if (lv[code] != 1) break;
+                const uint64_t bit = (uint64_t)1 << (k & 63);
+                if (R->wl)
+                    R->wl[gi * lw + lbr_xnor_lanes_index((int)kc, (int)oo, (int)(k >> 6))] |= bit;
+                else
+                    R->wp[o * KW + (k >> 6)] |= bit;
                 break;
             }
             case LBR_PATH_BUCKET:
@@ -840,18 +867,22 @@ static void set_common(lbr_layer_rt *R, const lay *L, const float *in_vals) {
     R->out_per = (size_t)(L->oc * L->oh * L->ow);
 }
 
+enum { LANES_BITSERIAL = 1, LANES_XNOR = 2 }; /* the families that run on their lanes layout */
+
 /* A weighted layer (CONV, GEMM, an LSTM/GRU product): its weights in the path's layout,
  * mul, add and (integer paths with code outputs) the threshold tables, taken from P; the
  * scratch it needs into sn. With R (loading): the fields and the weights filled in; the
- * thresholds are acc_thresholds' once ENC_PARAMS is in place. */
-static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_model *m, int lanes, uint64_t B,
+ * thresholds are acc_thresholds' once ENC_PARAMS is in place. lanes_mask: LANES_* bits. */
+static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_model *m, int lanes_mask, uint64_t B,
                            const float *in_vals, scratch_need *sn) {
     const uint64_t O = L->oc, kc = L->kc, ohw = L->oh * L->ow;
     const uint64_t rows = B * ohw < LBR_ROWS ? B * ohw : LBR_ROWS;
     const uint64_t kw64 = ceil_div(kc, 64), kb = kw64 * 64, J = (uint64_t)1 << L->w_bits;
     const int identity = L->path == LBR_PATH_FLOAT && L->in_bits[0] == 0 && L->kh == 1 && L->kw == 1 && L->sh == 1 &&
                          L->sw == 1 && L->ph == 0 && L->pw == 0 && L->g == 1;
-    void *wts = NULL, *wts2 = NULL, *cb = NULL, *thr = NULL, *tsg = NULL;
+    void *wts = NULL, *wts2 = NULL, *cb = NULL, *thr = NULL, *tsg = NULL, *wsum = NULL;
+    const int lanes = (L->path == LBR_PATH_BITSERIAL && (lanes_mask & LANES_BITSERIAL)) ||
+                      (L->path == LBR_PATH_XNOR && (lanes_mask & LANES_XNOR));
     switch (L->path) {
     case LBR_PATH_FLOAT: wts = take(P, L->g * ceil_div(L->og, LBR_BLK) * LBR_BLK * kc * sizeof(float)); break;
     case LBR_PATH_S8U8:
@@ -863,6 +894,10 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
             wts = take(P, O * kw64 * 8);
             wts2 = take(P, O * kw64 * 8);
         }
+        break;
+    case LBR_PATH_XNOR: /* the same bounds */
+        wts = take(P, lanes ? L->g * lbr_xnor_lanes_words((int)L->og, (int)kc) * 8 : O * kw64 * 8);
+        wsum = take(P, O * sizeof(int32_t));
         break;
     case LBR_PATH_BUCKET:
         wts = take(P, O * L->w_bits * kw64 * 8);
@@ -881,7 +916,7 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
         col = identity ? 0 : rows * kc * sizeof(float);
     } else {
         col = rows * kb;
-        if (L->path == LBR_PATH_BITSERIAL || L->path == LBR_PATH_BUCKET) {
+        if (L->path == LBR_PATH_BITSERIAL || L->path == LBR_PATH_BUCKET || L->path == LBR_PATH_XNOR) {
             const uint64_t pl = rows * L->in_bits[0] * kw64 * 8;
             if (pl > sn->planes) sn->planes = pl;
         }
@@ -895,9 +930,12 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
     R->rows = (int)rows;
     R->wf = L->path == LBR_PATH_FLOAT ? wts : NULL;
     R->wb = L->path == LBR_PATH_S8U8 || L->path == LBR_PATH_SHIFT ? wts : NULL;
-    R->wl = L->path == LBR_PATH_BITSERIAL && lanes ? wts : NULL;
-    R->wp = (L->path == LBR_PATH_BITSERIAL && !lanes) || L->path == LBR_PATH_BUCKET ? wts : NULL;
+    R->wl = lanes ? wts : NULL;
+    R->wp = ((L->path == LBR_PATH_BITSERIAL || L->path == LBR_PATH_XNOR) && !lanes) || L->path == LBR_PATH_BUCKET
+                ? wts
+                : NULL;
     R->wq = wts2;
+    R->wsum = wsum;
     R->cb = cb;
     R->mul = mul, R->add = add;
     R->thr = thr, R->tsg = tsg;
@@ -908,6 +946,7 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
     case LBR_PATH_SHIFT: R->variant = m->vname[LBR_K_SHIFT]; break;
     case LBR_PATH_BITSERIAL: R->variant = m->vname[LBR_K_BITSERIAL]; break;
     case LBR_PATH_BUCKET: R->variant = m->vname[LBR_K_BUCKET]; break;
+    case LBR_PATH_XNOR: R->variant = m->vname[LBR_K_XNOR]; break;
     default: R->variant = "scalar"; break;
     }
 }
@@ -935,7 +974,8 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
     const uint64_t B = (uint64_t)max_batch;
     scratch_need sn = {0, 0, 0, 0};
     lbr_kvariant lanes_v;
-    const int lanes = lanes_kernel(opt, &lanes_v); /* bitserial weights in the lanes layout */
+    const int lanes = (lanes_kernel(opt, lbr_bitserial_lanes_variants, &lanes_v) ? LANES_BITSERIAL : 0) |
+                      (lanes_kernel(opt, lbr_xnor_lanes_variants, &lanes_v) ? LANES_XNOR : 0);
     lay L;
     for (uint32_t l = 0; l < n; l++) {
         if ((rc = analyze(f, l, opt, &L, err, errlen)) != LBR_OK) return rc;
@@ -1397,7 +1437,9 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
     const size_t total = (size_t)batch * R->oh * R->ow, O = (size_t)R->oc;
     const int kc = R->kc, og = R->og, nb = (og + LBR_BLK - 1) / LBR_BLK;
     const size_t KB = (size_t)lbr_bytes(kc), KW = (size_t)lbr_words(kc);
-    const size_t lw = R->wl ? lbr_bitserial_lanes_words(og, kc) : 0; /* a group's lanes weights */
+    const size_t lw = !R->wl                            ? 0 /* a group's lanes weights */
+                      : R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words(og, kc)
+                                                      : lbr_xnor_lanes_words(og, kc);
     const int J = 1 << R->w_bits;
     int32_t *acc = M->acc;
     float *y = M->acc;
@@ -1432,6 +1474,22 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                     M->bitserial(nr, og, kc, R->in_bits, M->planes, R->wp + o0 * KW, R->wq + o0 * KW, acc + o0,
                                  (int)O);
                 break;
+            case LBR_PATH_XNOR: {
+                /* codes c in {0, 1} as s = 2c - 1 in {-1, +1}: xnor gives sum w s, and
+                 * sum w c = (sum w s + sum w) / 2, exactly (the sum is even). Padding is
+                 * code 0, value 0, so it needs no correction of its own. */
+                im2col_u8(R, g, r0, nr, M->col, KB);
+                M->pack(M->col, KB, nr, kc, 1, M->planes);
+                if (R->wl)
+                    M->xnor_lanes(nr, og, kc, M->planes, R->wl + (size_t)g * lw, acc + o0, (int)O);
+                else
+                    M->xnor(nr, og, kc, M->planes, R->wp + o0 * KW, acc + o0, (int)O);
+                for (int m = 0; m < nr; m++) {
+                    int32_t *a = acc + (size_t)m * O + o0;
+                    for (int n = 0; n < og; n++) a[n] = (a[n] + R->wsum[o0 + (size_t)n]) / 2;
+                }
+                break;
+            }
             case LBR_PATH_BUCKET:
                 im2col_u8(R, g, r0, nr, M->col, KB);
                 M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);

@@ -105,6 +105,7 @@ typedef enum {
     LBR_PATH_BITSERIAL,     /* levels in {-1, 0, +1} x codes as bit planes */
     LBR_PATH_SHIFT,         /* levels 0 or +-2^e, e <= 7, x codes (only when asked: lbr_options.prefer_shift) */
     LBR_PATH_BUCKET,        /* codebook weights of <= 4 bits x codes as bit planes */
+    LBR_PATH_XNOR,          /* levels in {-1, +1} (1 bit) x 1-bit codes: xnor-popcount (unless lbr_options.no_xnor) */
     LBR_PATH_COUNT
 } lbr_path;
 extern const char *const lbr_path_names[LBR_PATH_COUNT];   /* "none", "float", "s8u8", ... */
@@ -115,14 +116,15 @@ typedef struct lbr_options {
     int float_only;      /* 1: every layer on LBR_PATH_FLOAT: the values training computes with */
     int prefer_shift;    /* 1: power-of-two levels take LBR_PATH_SHIFT rather than S8U8 */
     int avx2_only;       /* 1: AVX2 variants even where AVX-512 runs (tests, benchmarks; same bits) */
+    int no_xnor;         /* 1: binary weights with 1-bit inputs take BITSERIAL rather than XNOR (same bits) */
 } lbr_options;
 
 typedef struct lbr_model lbr_model;
 
 /* Arena bytes a model needs to run up to max_batch (>= 1) samples per call with the
  * options opt (NULL: defaults; the layout depends on them: float_only decodes every
- * weight to float; and on the CPU: ternary weights take the lanes layout of the
- * bitserial kernels where AVX2 runs, unless ref_kernels), into *bytes. Validates the file
+ * weight to float; and on the CPU: ternary and binary weights take the lanes layouts
+ * of the bitserial and xnor kernels where AVX2 runs, unless ref_kernels), into *bytes. Validates the file
  * as lbr_load does. */
 int lbr_plan(const void *buf, size_t len, int max_batch, const lbr_options *opt, size_t *bytes, char *err, size_t errlen);
 

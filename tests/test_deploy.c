@@ -47,6 +47,8 @@ static const cfg CFGS[] = {
     {"balanced:4/4,percentile=mean", LBR_PATH_S8U8, LBR_PATH_NONE},
     {"uniq:4/4", LBR_PATH_BUCKET, LBR_PATH_NONE},
     {"uniq:2/2", LBR_PATH_BUCKET, LBR_PATH_NONE},
+    {"syq:1/1,group=layer", LBR_PATH_XNOR, LBR_PATH_NONE}, /* binary weights, 1-bit codes */
+    {"syq:1/1,group=row", LBR_PATH_FLOAT, LBR_PATH_XNOR},
     {"syq:1/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
     {"syq:2/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
     {"syq:2/2", LBR_PATH_FLOAT, LBR_PATH_BITSERIAL}, /* conv: pixel scales (per kh, kw); linear: per layer */
@@ -124,7 +126,8 @@ static void check_cfg(const cfg *c, const float *x) {
     lb_export_info info;
     CHECK_OK(lb_export_lbm_buffer(m, &buf, &len, &info));
     lbr_path paths[16] = {0};
-    lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1}, avx2 = {.avx2_only = 1};
+    lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1}, avx2 = {.avx2_only = 1},
+                nox = {.no_xnor = 1};
     if (!buf || run_lbm(buf, len, &best, x, N, out, paths)) {
         CHECK_MSG(0, "%s: export or runtime failed", c->quant);
         goto done;
@@ -155,6 +158,8 @@ static void check_cfg(const cfg *c, const float *x) {
     CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and ref kernels differ", c->quant);
     CHECK(!run_lbm(buf, len, &avx2, x, N, out2, NULL));
     CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and AVX2 kernels differ", c->quant);
+    CHECK(!run_lbm(buf, len, &nox, x, N, out2, NULL)); /* xnor layers on bitserial */
+    CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: xnor and bitserial differ", c->quant);
     /* every layer in float on the decoded values: the same predictions */
     CHECK(!run_lbm(buf, len, &flt, x, N, out2, NULL));
     agree = close = 0;
@@ -201,7 +206,7 @@ static const char *LM_SPECS[] = {
     "{\"name\": \"o\", \"op\": \"Gemm\", \"out\": 23}]}",
 };
 static const char *LM_QUANT[] = {"fp32", "uniform:2/2", "uniform:4/4", "balanced:3/3", "syq:2/4,group=layer", "qn:2/2",
-                                 "uniq:4/4", "pot:4/4"};
+                                 "uniq:4/4", "pot:4/4", "syq:1/1,group=layer"};
 
 static void check_lm(const char *spec, const char *quant) {
     enum { V = 23, T = 6, S = 40, NT = S * T };

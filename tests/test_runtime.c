@@ -519,6 +519,24 @@ static void compare(const char *ctx, const tl *L, const rtensor *R, const float 
         CHECK_MSG(inexact == 0, "%s: %zu of %zu outputs differ from the exact reference", ctx, inexact, batch * per);
 }
 
+enum { NOPT = 6 };
+static const lbr_options OPTS[NOPT] = {
+    {0}, {.ref_kernels = 1}, {.float_only = 1}, {.prefer_shift = 1}, {.avx2_only = 1}, {.no_xnor = 1}};
+static const char *const OPT_NAMES[NOPT] = {"best", "ref_kernels", "float_only", "prefer_shift", "avx2_only", "no_xnor"};
+
+/* The path layer l must run on under option set k: the layer's own expectation, float
+ * under float_only, and binary levels with 1-bit inputs on xnor unless no_xnor. */
+static lbr_path expected_path(const tnet *t, int l, int k) {
+    const tl *L = &t->L[l];
+    if (k == 2) return L->path ? LBR_PATH_FLOAT : LBR_PATH_NONE;
+    const lbr_path p = k == 3 ? L->path_shift : L->path;
+    const float *vals;
+    if (p == LBR_PATH_BITSERIAL && k != 5 && L->w_bits == 1 && L->levels[0] * L->levels[1] == -1 &&
+        t_bits(t, L->in0, &vals) == 1)
+        return LBR_PATH_XNOR;
+    return p;
+}
+
 /* The whole network, under every option set: paths as expected, logits against the
  * reference, the kernel variants bit-identical, float_only identical where exact, a
  * batch equal to its samples run alone. */
@@ -531,33 +549,29 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
     ref_forward(t, last, x, batch, T);
     size_t len;
     uint8_t *buf = serialize(t, last, 0, NULL, 0, &len);
-    const lbr_options opts[5] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
-    const char *oname[5] = {"best", "ref_kernels", "float_only", "prefer_shift", "avx2_only"};
-    float *out[5];
+    float *out[NOPT];
     lbr_cpu cpu;
     lbr_cpu_detect(&cpu);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < NOPT; k++) {
         char ctx[128];
-        snprintf(ctx, sizeof ctx, "%s, %s", name, oname[k]);
+        snprintf(ctx, sizeof ctx, "%s, %s", name, OPT_NAMES[k]);
         out[k] = calloc(batch * per, sizeof(float));
         lbr_path paths[MAXL];
         const char *variants[MAXL];
-        if (run_model(buf, len, max_batch, &opts[k], x, batch, out[k], paths, variants)) {
+        if (run_model(buf, len, max_batch, &OPTS[k], x, batch, out[k], paths, variants)) {
             CHECK_MSG(0, "%s: not run", ctx);
             continue;
         }
         for (int l = 0; l <= last; l++) {
-            const lbr_path want = k == 2   ? (t->L[l].path ? LBR_PATH_FLOAT : LBR_PATH_NONE)
-                                  : k == 3 ? t->L[l].path_shift
-                                           : t->L[l].path;
+            const lbr_path want = expected_path(t, l, k);
             CHECK_MSG(paths[l] == want, "%s: layer %d runs on %s, %s expected", ctx, l, lbr_path_names[paths[l]],
                       lbr_path_names[want]);
             const int integer = paths[l] > LBR_PATH_FLOAT;
             if (k == 1 && integer)
                 CHECK_MSG(!strcmp(variants[l], "ref"), "%s: layer %d variant %s", ctx, l, variants[l]);
             if (!integer) CHECK_MSG(!strcmp(variants[l], "scalar"), "%s: layer %d variant %s", ctx, l, variants[l]);
-            /* bitserial runs its lanes kernels wherever AVX2 does, except under ref_kernels */
-            if (paths[l] == LBR_PATH_BITSERIAL && k != 1 && cpu.avx2) {
+            /* bitserial and xnor run their lanes kernels wherever AVX2 does, except under ref_kernels */
+            if ((paths[l] == LBR_PATH_BITSERIAL || paths[l] == LBR_PATH_XNOR) && k != 1 && cpu.avx2) {
                 const char *lanes = k == 4 || !cpu.avx512vpopcntdq ? "avx2-lanes" : "avx512-lanes";
                 CHECK_MSG(!strcmp(variants[l], lanes), "%s: layer %d variant %s, %s expected", ctx, l, variants[l],
                           lanes);
@@ -567,6 +581,7 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
     }
     CHECK_MSG(!memcmp(out[0], out[1], batch * per * sizeof(float)), "%s: ref kernels differ from the best", name);
     CHECK_MSG(!memcmp(out[0], out[4], batch * per * sizeof(float)), "%s: AVX2 kernels differ from the best", name);
+    CHECK_MSG(!memcmp(out[0], out[5], batch * per * sizeof(float)), "%s: bitserial differs from xnor", name);
     if (exact) {
         CHECK_MSG(!memcmp(out[0], out[2], batch * per * sizeof(float)), "%s: float_only differs", name);
         CHECK_MSG(!memcmp(out[0], out[3], batch * per * sizeof(float)), "%s: prefer_shift differs", name);
@@ -579,7 +594,7 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
             CHECK_MSG(!memcmp(one, out[0] + n * per, per * sizeof(float)), "%s: sample %d alone differs", name, n);
     }
     free(one);
-    for (int k = 0; k < 5; k++) free(out[k]);
+    for (int k = 0; k < NOPT; k++) free(out[k]);
     free(buf);
     free(x);
     ref_free(T, last + 1);
@@ -592,7 +607,6 @@ static void check_codes(const char *name, const tnet *t, int max_batch) {
     float *x = make_input(t, max_batch, 1);
     rtensor T[MAXL] = {{0}};
     ref_forward(t, t->n - 1, x, max_batch, T);
-    const lbr_options opts[5] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
     for (int l = 0; l < t->n; l++) {
         const float *vals;
         const tl *L = &t->L[l];
@@ -601,10 +615,10 @@ static void check_codes(const char *name, const tnet *t, int max_batch) {
         uint8_t *buf = serialize(t, l, 1, NULL, 0, &len);
         const size_t per = (size_t)L->oc * L->oh * L->ow;
         float *out = calloc(max_batch * per, sizeof(float));
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < NOPT; k++) {
             char ctx[128];
             snprintf(ctx, sizeof ctx, "%s, codes of layer %d, options %d", name, l, k);
-            if (run_model(buf, len, max_batch, &opts[k], x, max_batch, out, NULL, NULL)) {
+            if (run_model(buf, len, max_batch, &OPTS[k], x, max_batch, out, NULL, NULL)) {
                 CHECK_MSG(0, "%s: not run", ctx);
                 continue;
             }
@@ -684,6 +698,42 @@ static void make_tern_groups(tnet *t) {
     L->path = L->path_shift = LBR_PATH_BITSERIAL;
 
     L = add_gemm(t, 3, rrange(1, 10));
+    set_weights(L, WK_FLOAT, 0, 0, 0, 1);
+    set_post(t, L, 0, 0, 0, 0, 1);
+    L->path = L->path_shift = LBR_PATH_FLOAT;
+}
+
+/* conv (float, 1-bit codes) -> binary conv (padding, groups) -> maxpool -> binary conv
+ * (stride 2) -> binary gemm -> gemm (float): levels {-1, +1} with 1-bit inputs run xnor,
+ * whose zero padding is code 0; Kc from under a word to several words, group sizes of 1
+ * to 17 outputs (partial, whole and several lanes blocks) */
+static void make_binary(tnet *t) {
+    memset(t, 0, sizeof *t);
+    t->in_c = rrange(1, 4), t->in_h = t->in_w = rrange(5, 9);
+    const int g = rrange(1, 3);
+    tl *L = add_conv(t, 0, g * rrange(1, 6), 3, 1, 1, 1);
+    set_weights(L, WK_FLOAT, 0, 0, 0, 1);
+    set_post(t, L, 1, 1, LBR_ENC_UNIFORM, rnd(2) ? 1.0f : 0.5f, 1);
+    L->path = L->path_shift = LBR_PATH_FLOAT;
+
+    L = add_conv(t, 1, g * rrange(1, 17), 3, 1, rnd(2), g);
+    set_weights(L, WK_LINEAR, 1, rnd(2) ? LBR_WG_ROW : LBR_WG_TENSOR, LV_TERN, 1);
+    set_post(t, L, rnd(2), 1, LBR_ENC_UNIFORM, 1.0f, 1);
+    L->path = L->path_shift = LBR_PATH_BITSERIAL;
+
+    add_pool(t, LBR_OP_MAXPOOL, 2, 2, 1, 0);
+
+    L = add_conv(t, 3, rrange(1, 20), 3, 2, 1, 1);
+    set_weights(L, WK_LINEAR, 1, LBR_WG_ROW, LV_TERN, 1);
+    set_post(t, L, 1, 1, LBR_ENC_UNIFORM, 0.5f, rnd(2));
+    L->path = L->path_shift = LBR_PATH_BITSERIAL;
+
+    L = add_gemm(t, 4, rrange(1, 13));
+    set_weights(L, WK_LINEAR, 1, LBR_WG_TENSOR, LV_TERN, 1);
+    set_post(t, L, 1, rrange(1, 2), LBR_ENC_UNIFORM, 1.0f, 1);
+    L->path = L->path_shift = LBR_PATH_BITSERIAL;
+
+    L = add_gemm(t, 5, rrange(1, 10));
     set_weights(L, WK_FLOAT, 0, 0, 0, 1);
     set_post(t, L, 0, 0, 0, 0, 1);
     L->path = L->path_shift = LBR_PATH_FLOAT;
@@ -999,6 +1049,12 @@ int main(int argc, char **argv) {
         make_tern_groups(&t);
         check_net(name, &t, 1 + s % 4, 1);
         check_codes(name, &t, 1 + (s + 1) % 3);
+        net_free(&t);
+
+        snprintf(name, sizeof name, "binary %d", s);
+        make_binary(&t);
+        check_net(name, &t, 1 + s % 5, 1);
+        check_codes(name, &t, 1 + (s + 3) % 4);
         net_free(&t);
 
         snprintf(name, sizeof name, "pools %d", s);

@@ -159,12 +159,13 @@ typedef struct lb_layer_cost {
     const char *name, *op;
     const char *method;      /* "fp32" or the weight quantizer's method */
     int64_t params;          /* weight and bias elements */
-    int wbits, abits;        /* weight bits; bits of the layer's input activation (32: float) */
+    int wbits, abits;        /* weight bits; bits of the layer's input activation (32: float; 0: token ids) */
     int64_t macs;            /* per image */
     double bops;             /* per image */
     int64_t bytes;           /* packed size: codes + scales/codebook + float bias */
 } lb_layer_cost;
-/* Returns 1 and fills `c` when layer i has MACs, else 0. */
+/* Returns 1 and fills `c` when layer i has MACs or is an embedding (Gather: no MACs, its
+ * table's bytes as `lowbit export` stores it), else 0. */
 int lb_model_layer_cost(const lb_model *m, int i, lb_layer_cost *c);
 
 /* Quantize-dequantize one array with a method's weight quantizer (hard, evaluation
@@ -179,7 +180,7 @@ lb_status lb_quantize_array(const char *q, const float *x, int ndim, const int64
 typedef struct lb_export_info {
     int layers;              /* runtime layers (Conv/Gemm with their batch norm and activation are one) */
     int64_t file_bytes;
-    int64_t weight_bits;     /* sum over Conv/Gemm weights of bits x count (32 for float weights) */
+    int64_t weight_bits;     /* sum over weights and embedding tables of bits x count (32 for float) */
     int64_t meta_bytes;      /* scales, codebooks, levels, folded batch norm, biases, thresholds, code values */
     int64_t table_bytes;     /* the header and the array and layer tables; the rest is alignment padding */
     size_t arena_b1, arena_b64;  /* runtime arena bytes at batch 1 and 64 (lbr_plan) */

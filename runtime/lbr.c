@@ -18,6 +18,7 @@
  *     else O bit rows (1: w = +1), then wsum[O]; BUCKET: O x W_BITS bit planes and the
  *     float codebook), then mul[O], add[O]; integer paths with code outputs:
  *     the integer thresholds thr[2^OUT_BITS - 1][O] and their signs tsg[O]
+ *   GATHER: its table, floats or (W_CODES) one byte per output code
  *   per layer: decoded ENC_PARAMS, OUT_VALUES (ADD: mul[C], add[C])
  *   the input, NHWC floats, max_batch samples
  *   per layer: its output, max_batch samples (floats, or one byte per code)
@@ -79,7 +80,8 @@ typedef struct lbr_layer_rt {
     const void *in0, *in1;           /* input buffers */
     void *out;                       /* output buffer */
     size_t out_per;                  /* output elements per sample */
-    float *wf;                       /* FLOAT: packed weights */
+    float *wf;                       /* FLOAT: packed weights; GATHER: the float table */
+    uint8_t *tcodes;                 /* GATHER of codes: [vocabulary][OUT_C] output codes */
     int8_t *wb;                      /* S8U8, SHIFT: byte rows */
     uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp; XNOR: rows in wp */
     uint64_t *wl;                    /* BITSERIAL, XNOR with a lanes kernel: its lanes layout, per group */
@@ -240,7 +242,9 @@ static uint32_t used_fields(uint32_t op) {
     case LBR_OP_AVGPOOL: return base | win | B(LBR_L_COUNT_PAD);
     case LBR_OP_GAP: return base;
     case LBR_OP_ADD: return base | B(LBR_L_IN1) | post;
-    case LBR_OP_GATHER: return base | B(LBR_L_W_FLOAT) | (post & ~(B(LBR_L_POST_MUL) | B(LBR_L_POST_ADD)));
+    case LBR_OP_GATHER:
+        return base | B(LBR_L_W_FLOAT) | B(LBR_L_W_BITS) | B(LBR_L_W_CODES) |
+               (post & ~(B(LBR_L_POST_MUL) | B(LBR_L_POST_ADD)));
     case LBR_OP_LSTM:
     case LBR_OP_GRU:
         return base | wts | B(LBR_L_W2_FLOAT) | B(LBR_L_W2_CODES) | B(LBR_L_W2_GROUP) | B(LBR_L_W2_LEVELS) |
@@ -545,8 +549,22 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                 return rc;
         }
     }
-    if (op == LBR_OP_GATHER && (rc = get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->c * L->oc, 1, &L->wf, err, errlen)) != LBR_OK)
-        return rc;
+    if (op == LBR_OP_GATHER) { /* the float table, or each token's output codes (checked below) */
+        const int codes = FLD(LBR_L_W_CODES) != 0;
+        if (codes && FLD(LBR_L_W_FLOAT))
+            return lfail(err, errlen, l, LBR_L_W_FLOAT, "is %" PRIu32 ", but GATHER has W_CODES: one table, not both",
+                         FLD(LBR_L_W_FLOAT));
+        if (!codes && FLD(LBR_L_W_BITS))
+            return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 0 for a float GATHER table",
+                         FLD(LBR_L_W_BITS));
+        L->w_bits = FLD(LBR_L_W_BITS);
+        if (codes && (L->w_bits < 1 || L->w_bits > 8))
+            return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
+        rc = codes ? get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->c * ceil_div(L->oc * L->w_bits, 64), 1, &L->wc, err,
+                             errlen)
+                   : get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->c * L->oc, 1, &L->wf, err, errlen);
+        if (rc != LBR_OK) return rc;
+    }
 
     /* post, activation, encode, output values */
     if (post) {
@@ -598,6 +616,10 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                          FLD(LBR_L_OUT_VALUES));
         }
         L->out_bits = bits;
+        if (op == LBR_OP_GATHER && L->wc.data && bits != L->w_bits)
+            return lfail(err, errlen, l, LBR_L_W_BITS,
+                         "is %" PRIu32 ", but a GATHER table of codes holds output codes: OUT_BITS is %" PRIu32,
+                         L->w_bits, bits);
     } else if (op == LBR_OP_MAXPOOL) {
         L->out_bits = L->in_bits[0];
     }
@@ -1005,8 +1027,15 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
                 R->gates = (int)L.gates;
             }
         } else if (L.op == LBR_OP_GATHER) {
-            void *tab = take(&P, L.c * O * sizeof(float));
-            if (R) {
+            void *tab = take(&P, L.c * O * (L.wc.data ? 1 : sizeof(float)));
+            if (R && L.wc.data) {
+                R->tcodes = tab;
+                const uint64_t rw = ceil_div(O * L.w_bits, 64);
+                for (uint64_t v = 0; v < L.c; v++)
+                    for (uint64_t k = 0; k < O; k++)
+                        R->tcodes[v * O + k] =
+                            (uint8_t)code_at((const uint8_t *)L.wc.data + 8 * (size_t)(v * rw), k, L.w_bits);
+            } else if (R) {
                 R->wf = tab;
                 for (uint64_t i = 0; i < L.c * O; i++) R->wf[i] = rdf(&L.wf, i);
             }
@@ -1593,12 +1622,17 @@ static void run_add(const lbr_layer_rt *R, int batch) {
     }
 }
 
-/* GATHER: the table row of each token, then the activation and the output's kind */
+/* GATHER: the table row of each token: its codes, or its floats through the activation
+ * and the output's kind */
 static void run_gather(const lbr_model *M, const lbr_layer_rt *R, int batch) {
     const int32_t *tok = (const int32_t *)(const void *)M->input;
     const size_t E = (size_t)R->oc;
-    for (size_t b = 0; b < (size_t)batch; b++)
-        for (size_t e = 0; e < E; e++) emit(R, b * E + e, R->wf[(size_t)tok[b] * E + e]);
+    for (size_t b = 0; b < (size_t)batch; b++) {
+        if (R->tcodes)
+            memcpy((uint8_t *)R->out + b * E, R->tcodes + (size_t)tok[b] * E, E);
+        else
+            for (size_t e = 0; e < E; e++) emit(R, b * E + e, R->wf[(size_t)tok[b] * E + e]);
+    }
 }
 
 /* One step of an LSTM/GRU for `batch` streams: the two products (the recurrent one only

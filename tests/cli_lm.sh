@@ -7,9 +7,11 @@
 #  3. the same seed gives byte-identical checkpoints; a run stopped at an epoch boundary
 #     and resumed ends byte-identical;
 #  4. sample is deterministic for a seed and writes words of the vocabulary;
-#  5. the GRU and a quantized LSTM (balanced:2/2, hidden state quantized) train;
+#  5. the GRU and a quantized LSTM (balanced:2/2, Bit-RNN's form: embedding ReLU and
+#     hidden state quantized) train;
 #  6. export and run: the packed LSTM (float, and quantized with its hidden state) and GRU
-#     give 'lowbit eval's perplexity through the runtime (--check); the vocabulary is
+#     give 'lowbit eval's perplexity through the runtime (--check), the quantized one with
+#     its embedding stored as 2-bit activation codes; the vocabulary is
 #     written beside the model; the --c-source step function gives the runtime's logits bit
 #     for bit;
 #  7. bad input: a binary file, an empty file, a corpus with more words than the model
@@ -40,6 +42,10 @@ EOF
 spec tiny-lstm LSTM 20 > "$T/lstm.json"
 spec tiny-gru GRU 20 > "$T/gru.json"
 spec tiny-small LSTM 8 char > "$T/small.json"   # the corpus has 26 symbols
+# Bit-RNN's form (ReLU after the embedding, sigmoid cell): quantized, its embedding exports
+# as each token's activation codes
+sed -e 's/"name": "tiny-lstm"/"name": "tiny-bitrnn"/' -e 's/"dim": 16}/"dim": 16}, {"name": "er", "op": "Relu"}/' \
+    -e 's/"hidden": 32}/"hidden": 32, "bitrnn": true}/' "$T/lstm.json" > "$T/bitrnn.json"
 common=(--data "$T/corpus.txt" --threads 1 --quiet)
 
 # 1-2
@@ -70,18 +76,19 @@ words=$(echo "$s1" | tr ' \n' '\n\n' | grep -v '^$' | grep -cvE '^(the|a|one|eve
 # 5
 "$LB" train --model "$T/gru.json" "${common[@]}" --out "$T/g.safetensors" --json > "$T/g.json" || bad "train gru"
 grep -q '"perplexity"' "$T/g.json" && ok || bad "gru json"
-"$LB" train --model "$T/lstm.json" "${common[@]}" --quant balanced:2/2 --out "$T/q.safetensors" --json > "$T/q.json" || bad "train quantized"
+"$LB" train --model "$T/bitrnn.json" "${common[@]}" --quant balanced:2/2 --out "$T/q.safetensors" --json > "$T/q.json" || bad "train quantized"
 "$LB" report --ckpt "$T/q.safetensors" | grep -q "rnn1 .*LSTM .*balanced *2" && ok || bad "quantized report"
 
 # 6
 for ck in a q g; do
-  "$LB" export --ckpt "$T/$ck.safetensors" --out "$T/$ck.lbm" > /dev/null || bad "export $ck"
+  "$LB" export --ckpt "$T/$ck.safetensors" --out "$T/$ck.lbm" > "$T/$ck.export" || bad "export $ck"
   [[ -s "$T/$ck.vocab.json" ]] && ok || bad "export $ck wrote no vocabulary"
   r=$("$LB" run "$T/$ck.lbm" --data "$T/corpus.txt" --check "$T/$ck.safetensors" --json 2>/dev/null)
   p1=$(echo "$r" | sed -n 's/.*"perplexity": \([0-9.]*\).*/\1/p'); p2=$(echo "$r" | sed -n 's/.*"check_perplexity": \([0-9.]*\).*/\1/p')
   if [[ -n "$p1" && -n "$p2" ]] && awk -v a="$p1" -v b="$p2" 'BEGIN{d=a/b-1; exit !(d < 1e-4 && d > -1e-4)}'; then ok
   else bad "run $ck: runtime perplexity '$p1' vs eval '$p2'"; fi
 done
+grep -qE '^0 +Gather +none +2 +0 +2 ' "$T/q.export" && ok || bad "the quantized embedding is not 2-bit codes: $(cat "$T/q.export")"
 "$LB" export --ckpt "$T/q.safetensors" --out "$T/q2.lbm" --c-source "$T/lm.c" --c-name tinylm > /dev/null || bad "export --c-source"
 cat > "$T/driver.c" <<'C'
 #include "lbr.h"

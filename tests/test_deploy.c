@@ -304,6 +304,10 @@ static void check_lm(const char *spec, const char *quant) {
     const int nl = lbr_num_layers(rm);
     CHECK(nl == m->n_nodes - (strstr(spec, "Relu") ? 1 : 0) - (strstr(spec, "Dropout") ? 1 : 0));
     CHECK(li[0].op == LBR_OP_GATHER && (li[1].op == LBR_OP_LSTM || li[1].op == LBR_OP_GRU));
+    /* with a quantizer after the embedding, its table is stored as each token's output codes */
+    const int emb_codes = strstr(spec, "\"er\"") && strcmp(quant, "fp32");
+    CHECK_MSG(emb_codes ? li[0].w_bits == li[0].out_bits && li[0].out_bits > 0 : li[0].w_bits == 0,
+              "%s %s: embedding table of %d-bit entries, %d-bit outputs", m->name, quant, li[0].w_bits, li[0].out_bits);
     printf("%-6s %-22s %6zu bytes, agree %d/%d, close %d, rnn path %s (%s), decoder %s\n", m->name, quant, len, agree, NT,
            close, lbr_path_names[li[1].path], li[1].variant, lbr_path_names[li[nl - 1 < 3 ? nl - 1 : 3].path]);
 done:
@@ -315,6 +319,51 @@ done:
     lb_model_destroy(m);
 }
 
+/* A token model's embedding table of codes: both tables, or codes of another width than
+ * the output's, are refused with the layer and field named. */
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static void check_gather_refusals(void) {
+    lb_model *m;
+    CHECK_OK(lb_model_create_from_json(&m, LM_SPECS[0], strlen(LM_SPECS[0]), "lm"));
+    CHECK_OK(lb_model_set_quant(m, "uniform:2/2", 1));
+    lb_model_init_params(m, 3);
+    lb_quant_init_weights(m);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    lb_export_info info;
+    CHECK_OK(lb_export_lbm_buffer(m, &buf, &len, &info));
+    lb_model_destroy(m);
+    if (!buf) return;
+    const size_t layer0 = 64 + 32 * (size_t)get32(buf + LBR_H_N_ARRAYS);
+    const uint32_t codes = get32(buf + layer0 + 4 * LBR_L_W_CODES), bits = get32(buf + layer0 + 4 * LBR_L_W_BITS);
+    CHECK_MSG(codes && bits == 2 && !get32(buf + layer0 + 4 * LBR_L_W_FLOAT), "table: codes %u, %u bits", codes, bits);
+    const struct { int field; uint32_t value; const char *want; } bad[] = {
+        {LBR_L_W_FLOAT, codes, "layer 0: W_FLOAT: "},
+        {LBR_L_W_BITS, 3, "layer 0: W_BITS: is 3, but a GATHER table of codes holds output codes"},
+        {LBR_L_W_BITS, 9, "layer 0: W_BITS: is 9, must be 1 .. 8"},
+        {LBR_L_W_CODES, 0, "layer 0: W_BITS: is 2, must be 0 for a float GATHER table"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *w = malloc(len);
+        memcpy(w, buf, len);
+        put32(w + layer0 + 4 * (size_t)bad[i].field, bad[i].value);
+        const size_t tables_end = 64 + 32 * (size_t)get32(w + LBR_H_N_ARRAYS) + 128 * (size_t)get32(w + LBR_H_N_LAYERS);
+        put32(w + LBR_H_TABLES_CRC, lbr_crc32(w + 64, tables_end - 64, 0));
+        put32(w + LBR_H_HEADER_CRC, lbr_crc32(w, LBR_H_HEADER_CRC, 0));
+        char err[256] = "";
+        size_t need = 0;
+        const int rc = lbr_plan(w, len, 4, NULL, &need, err, sizeof err);
+        CHECK_MSG(rc != LBR_OK && strstr(err, bad[i].want), "gather refusal %zu: rc %d, \"%s\", \"%s\" expected", i, rc,
+                  err, bad[i].want);
+        free(w);
+    }
+    free(buf);
+}
+
 int main(void) {
     lb_set_threads(1);
     float *x = malloc(sizeof(float) * N * 3 * 11 * 11);
@@ -324,5 +373,6 @@ int main(void) {
     free(x);
     for (size_t i = 0; i < sizeof LM_SPECS / sizeof LM_SPECS[0]; i++)
         for (size_t j = 0; j < sizeof LM_QUANT / sizeof LM_QUANT[0]; j++) check_lm(LM_SPECS[i], LM_QUANT[j]);
+    check_gather_refusals();
     return lbt_report("test_deploy");
 }

@@ -69,9 +69,33 @@ static int rnn_cost(const lb_model *m, const lb_node *n, lb_layer_cost *c) {
     return 1;
 }
 
+/* An embedding table (Gather): no MACs; stored as `lowbit export` writes it: with a Relu or
+ * Clip holding an activation quantizer as its only consumer, each token's output codes at
+ * that quantizer's bits (the table is float in training, as in Bit-RNN, but only its codes
+ * reach the network), else float. */
+static int gather_cost(const lb_model *m, int i, lb_layer_cost *c) {
+    const lb_node *n = &m->nodes[i];
+    const lb_tensor_entry *w = &m->tensors[n->p0];
+    int consumers = 0, a = -1;
+    for (int j = i + 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].nin; k++)
+            if (m->nodes[j].in[k] == i) consumers++, a = j;
+    const lb_node *q = consumers == 1 ? &m->nodes[a] : NULL;
+    const int codes = q && (q->op == LB_OP_RELU || q->op == LB_OP_CLIP) && q->aq && q->aq->mode != LB_QMODE_FLOAT;
+    c->name = n->name;
+    c->op = lb_op_names[n->op];
+    c->method = codes ? q->aq->method->name : "fp32";
+    c->wbits = codes ? q->aq->bits : 32;
+    c->abits = 0; /* token ids */
+    c->params = w->size;
+    c->bytes = (w->size * c->wbits + 7) / 8;
+    return 1;
+}
+
 int lb_model_layer_cost(const lb_model *m, int i, lb_layer_cost *c) {
     const lb_node *n = &m->nodes[i];
     if (lb_op_is_rnn(n->op)) { memset(c, 0, sizeof *c); return rnn_cost(m, n, c); }
+    if (n->op == LB_OP_GATHER) { memset(c, 0, sizeof *c); return gather_cost(m, i, c); }
     if (n->op != LB_OP_CONV && n->op != LB_OP_GEMM) return 0;
     const lb_tensor_entry *w = &m->tensors[n->p0];
     memset(c, 0, sizeof *c);

@@ -473,14 +473,35 @@ static lb_status emit(exporter *e, int i) {
         if (n->op == LB_OP_AVGPOOL) L[LBR_L_COUNT_PAD] = (uint32_t)n->count_include_pad;
         break;
     case LB_OP_GAP: L[LBR_L_OP] = LBR_OP_GAP; break;
-    case LB_OP_GATHER: { /* the embedding table, float (lowbit never quantizes it) */
+    case LB_OP_GATHER: {
+        /* The embedding table is float in training (as in Bit-RNN). With an activation
+         * quantizer after it (Bit-RNN's ReLU and quantizer), a token's output codes are a
+         * function of the token alone: the table is stored as those codes, computed by
+         * the training quantizer's own encode, at the output's bits (W_BITS = OUT_BITS). */
         L[LBR_L_OP] = LBR_OP_GATHER;
         const lb_tensor_entry *t = &m->tensors[n->p0];
-        uint32_t idx;
-        if ((s = lbm_add_array(&e->b, LBR_DT_F32, m->params + t->offset, (uint64_t)t->size, &idx))) return s;
-        L[LBR_L_W_FLOAT] = idx + 1;
-        e->info->weight_bits += 32 * t->size;
         if ((s = absorb_act(e, &cur, L))) return s;
+        if (L[LBR_L_OUT_BITS]) {
+            const lb_node *a = &m->nodes[cur]; /* the Relu/Clip holding the quantizer */
+            const int64_t V = t->shape[0], D = t->shape[1];
+            wform f = {.bits = (int)L[LBR_L_OUT_BITS]};
+            int64_t *col = malloc(sizeof(int64_t) * (size_t)D);
+            f.codes = malloc(sizeof(int32_t) * (size_t)(V * D));
+            if (!col || !f.codes) s = lb_fail(LB_ERR_NOMEM, "out of memory");
+            for (int64_t k = 0; !s && k < D; k++) col[k] = k;
+            for (int64_t j = 0; !s && j < V * D; j++) f.codes[j] = act_code(a->aq, a, m->params[t->offset + j]);
+            if (!s) s = add_codes(e, &f, V, D, col, &L[LBR_L_W_CODES]);
+            free(col);
+            free(f.codes);
+            if (s) return s;
+            L[LBR_L_W_BITS] = L[LBR_L_OUT_BITS];
+            e->info->weight_bits += (int64_t)f.bits * t->size;
+        } else {
+            uint32_t idx;
+            if ((s = lbm_add_array(&e->b, LBR_DT_F32, m->params + t->offset, (uint64_t)t->size, &idx))) return s;
+            L[LBR_L_W_FLOAT] = idx + 1;
+            e->info->weight_bits += 32 * t->size;
+        }
         break;
     }
     case LB_OP_LSTM:

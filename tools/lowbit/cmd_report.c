@@ -11,7 +11,9 @@ static const char *DESC =
     "operands as 32 bits) and packed bytes (codes at their bit width, plus scales or codebooks, float\n"
     "bias), per image; then the totals, with batch norm counted folded (scale and shift per channel).\n"
     "Language models: per time step (token), and per sequence of the spec's T steps; an LSTM/GRU\n"
-    "counts its input and recurrent projections, the embedding table is float bytes.\n"
+    "counts its input and recurrent projections; the embedding (Gather) has no MACs, and its table\n"
+    "counts at the bits of the activation quantizer after it (each token's codes, as 'lowbit export'\n"
+    "stores it), else as floats.\n"
     "With --ckpt and no --quant, the checkpoint's quantization.";
 
 int cmd_report(int argc, char **argv) {
@@ -44,7 +46,7 @@ int cmd_report(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         lb_layer_info li;
         lb_model_layer_info(m, i, &li);
-        if (!strcmp(li.op, "BatchNormalization") || !strcmp(li.op, "Gather")) other_bytes += 4 * li.params;
+        if (!strcmp(li.op, "BatchNormalization")) other_bytes += 4 * li.params;
     }
     const int T = lb_model_seq_len(m);
     const char *per = T ? "per time step" : "per image";
@@ -53,7 +55,7 @@ int cmd_report(int argc, char **argv) {
     else {
         fprintf(stdout, "%s, quantization %s%s (%s)\n", lb_model_name(m), lb_model_quant(m), lb_model_quant_all(m) ? ", all layers" : "",
                 per);
-        fprintf(stdout, "%-12s %-5s %-9s %4s %4s %10s %12s %14s %10s\n", "layer", "op", "method", "W", "A", "params", "MACs", "BOPs", "bytes");
+        fprintf(stdout, "%-12s %-6s %-9s %4s %4s %10s %12s %14s %10s\n", "layer", "op", "method", "W", "A", "params", "MACs", "BOPs", "bytes");
     }
     for (int i = 0; i < n; i++) {
         lb_layer_cost c;
@@ -68,7 +70,7 @@ int cmd_report(int argc, char **argv) {
                    "\"macs\": %lld, \"bops\": %.0f, \"bytes\": %lld}", rows ? ", " : "", c.name, c.op, c.method, c.wbits, c.abits,
                    (long long)c.params, (long long)c.macs, c.bops, (long long)c.bytes);
         else
-            printf("%-12s %-5s %-9s %4d %4d %10lld %12lld %14.4g %10lld\n", c.name, c.op, c.method, c.wbits, c.abits,
+            printf("%-12s %-6s %-9s %4d %4d %10lld %12lld %14.4g %10lld\n", c.name, c.op, c.method, c.wbits, c.abits,
                    (long long)c.params, (long long)c.macs, c.bops, (long long)c.bytes);
         rows++;
     }
@@ -79,11 +81,11 @@ int cmd_report(int argc, char **argv) {
                (long long)t.params, (long long)t.macs, t.bops, (long long)total, (long long)ftotal, (double)ftotal / (double)total,
                T ? "token" : "image", T, (long long)t.macs * (T ? T : 1), t.bops * (T ? T : 1));
     else {
-        printf("%-12s %-5s %-9s %4s %4s %10lld %12lld %14.4g %10lld\n"
-               "%s %lld bytes; float model %lld bytes; compression %.2fx; %.3g GBOPs %s\n",
-               "total", "", "", "", "", (long long)t.params, (long long)t.macs, t.bops, (long long)total,
-               T ? "embedding (float)" : "batch norm (folded)", (long long)other_bytes, (long long)ftotal,
-               (double)ftotal / (double)total, t.bops / 1e9, per);
+        printf("%-12s %-6s %-9s %4s %4s %10lld %12lld %14.4g %10lld\n", "total", "", "", "", "", (long long)t.params,
+               (long long)t.macs, t.bops, (long long)total);
+        if (other_bytes) printf("batch norm (folded) %lld bytes; ", (long long)other_bytes);
+        printf("float model %lld bytes; compression %.2fx; %.3g GBOPs %s\n", (long long)ftotal, (double)ftotal / (double)total,
+               t.bops / 1e9, per);
         if (T) printf("per sequence of %d steps: %lld MACs, %.3g GBOPs\n", T, (long long)t.macs * T, t.bops * T / 1e9);
     }
     lb_model_destroy(m);

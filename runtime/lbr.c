@@ -85,7 +85,9 @@ typedef struct lbr_layer_rt {
     int8_t *wb;                      /* S8U8, SHIFT: byte rows */
     uint64_t *wp, *wq;               /* BITSERIAL: P, Q rows; BUCKET: planes in wp; XNOR: rows in wp */
     uint64_t *wl;                    /* BITSERIAL, XNOR with a lanes kernel: its lanes layout, per group */
-    int32_t *wsum;                   /* XNOR: sum of each output's levels (+-1) over Kc */
+    int32_t *wsum;                   /* XNOR: sum of each output's levels (+-1) over Kc, [pixel][O] */
+    int pix;                         /* BITSERIAL/XNOR per-pixel scales: KH*KW sums of C/G (0: one sum) */
+    float *pscale;                   /* their scales, one per kernel pixel */
     float *cb;                       /* BUCKET: codebook */
     float *mul, *add;                /* per output channel */
     float *encp;                     /* decoded ENC_PARAMS */
@@ -176,6 +178,7 @@ typedef struct lay {
     lbr_array wf, wc, lev, scale, pmul, padd, encp, outv;
     lbr_path path;
     float step_in;
+    uint64_t pix;         /* BITSERIAL/XNOR with a scale per kernel pixel: KH*KW sums of C/G each, else 0 */
     /* LSTM, GRU: gates G, and the recurrent weights R (W2_*) in the form of W's */
     uint64_t gates;
     uint32_t wgroup2, ngroups2, codebook2;
@@ -358,10 +361,14 @@ static void choose_path(lay *L, const lbr_options *opt) {
             linear_in = rdf(&L->in_vals[0], j) == v1 * (float)j;
         L->step_in = v1;
     }
-    if (!(opt && opt->float_only) && L->wc.data && linear_in && L->wgroup != LBR_WG_PIXEL && L->kc <= LBR_KMAX) {
+    /* a scale per kernel pixel (SYQ's default for convolutions) cannot fold into one
+     * multiplier per output; the popcount paths then sum each pixel on its own */
+    const int pixel = L->wgroup == LBR_WG_PIXEL && L->kh * L->kw > 1;
+    L->pix = 0;
+    if (!(opt && opt->float_only) && L->wc.data && linear_in && L->kc <= LBR_KMAX) {
         const uint64_t J = (uint64_t)1 << L->w_bits;
         if (L->codebook) {
-            if (L->w_bits <= 4) L->path = LBR_PATH_BUCKET;
+            if (L->w_bits <= 4 && !pixel) L->path = LBR_PATH_BUCKET;
         } else {
             int tern = 1, bin = 1, pow2 = 1, s8 = 1;
             for (uint64_t j = 0; j < J; j++) {
@@ -375,11 +382,14 @@ static void choose_path(lay *L, const lbr_options *opt) {
                 L->path = LBR_PATH_XNOR;
             else if (tern)
                 L->path = LBR_PATH_BITSERIAL;
+            else if (pixel)
+                ; /* float */
             else if (pow2 && opt && opt->prefer_shift)
                 L->path = LBR_PATH_SHIFT;
             else if (s8)
                 L->path = LBR_PATH_S8U8;
         }
+        if (pixel && L->path != LBR_PATH_FLOAT) L->pix = L->kh * L->kw;
     }
 }
 
@@ -781,6 +791,10 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     const uint64_t O = L->oc, kc = L->kc, og = L->og, J = (uint64_t)1 << L->w_bits;
     const uint64_t rw = L->wc.data ? ceil_div(kc * L->w_bits, 64) : 0;
     const size_t KB = (size_t)lbr_bytes((int)kc), KW = (size_t)lbr_words((int)kc); /* kc <= 2^28 */
+    /* BITSERIAL/XNOR: kk sums of ks weights each (per-pixel scales: one per kernel pixel),
+     * weight k in sum k / ks at column k % ks */
+    const uint64_t kk = L->pix ? L->pix : 1, ks = L->pix ? L->cg : kc;
+    const size_t KWs = (size_t)lbr_words((int)ks);
     int32_t lv[256] = {0};
     if (L->lev.data)
         for (uint64_t j = 0; j < J; j++) lv[j] = rdi(&L->lev, j);
@@ -789,22 +803,23 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     if (R->path == LBR_PATH_S8U8 || R->path == LBR_PATH_SHIFT) memset(R->wb, 0, (size_t)O * KB);
     /* BITSERIAL: the lanes layout, one part per group (padding outputs zero), or P and Q,
      * two separately aligned blocks; XNOR: its lanes layout or the rows of +1 bits */
-    const size_t lw = R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words((int)og, (int)kc)
-                      : R->path == LBR_PATH_XNOR    ? lbr_xnor_lanes_words((int)og, (int)kc)
+    const size_t lw = R->path == LBR_PATH_BITSERIAL ? lbr_bitserial_lanes_words((int)og, (int)ks)
+                      : R->path == LBR_PATH_XNOR    ? lbr_xnor_lanes_words((int)og, (int)ks)
                                                     : 0;
-    if (R->wl) memset(R->wl, 0, (size_t)L->g * lw * sizeof(uint64_t));
-    if (R->path == LBR_PATH_XNOR && !R->wl) memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
+    if (R->wl) memset(R->wl, 0, (size_t)(L->g * kk) * lw * sizeof(uint64_t));
+    if (R->path == LBR_PATH_XNOR && !R->wl) memset(R->wp, 0, (size_t)(O * kk) * KWs * sizeof(uint64_t));
     if (R->path == LBR_PATH_BITSERIAL && !R->wl) {
-        memset(R->wp, 0, (size_t)O * KW * sizeof(uint64_t));
-        memset(R->wq, 0, (size_t)O * KW * sizeof(uint64_t));
+        memset(R->wp, 0, (size_t)(O * kk) * KWs * sizeof(uint64_t));
+        memset(R->wq, 0, (size_t)(O * kk) * KWs * sizeof(uint64_t));
     }
     if (R->path == LBR_PATH_BUCKET) memset(R->wp, 0, (size_t)O * L->w_bits * KW * sizeof(uint64_t));
-    if (R->path == LBR_PATH_XNOR) memset(R->wsum, 0, (size_t)O * sizeof(int32_t));
+    if (R->path == LBR_PATH_XNOR) memset(R->wsum, 0, (size_t)(O * kk) * sizeof(int32_t));
     for (uint64_t o = 0; o < O; o++) {
         const uint8_t *row = L->wc.data ? (const uint8_t *)L->wc.data + 8 * (size_t)(o * rw) : NULL;
         const uint64_t gi = o / og, oo = o % og;
         for (uint64_t k = 0; k < kc; k++) {
             const uint32_t code = row ? code_at(row, k, L->w_bits) : 0;
+            const uint64_t p = k / ks, c = k % ks; /* BITSERIAL/XNOR: which sum, which column */
             switch (R->path) {
             case LBR_PATH_FLOAT: {
                 float v;
@@ -830,26 +845,27 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
             }
             case LBR_PATH_BITSERIAL: {
                 if (lv[code] != 1 && lv[code] != -1) break;
-                const uint64_t bit = (uint64_t)1 << (k & 63);
+                const uint64_t bit = (uint64_t)1 << (c & 63);
                 if (R->wl)
-                    R->wl[gi * lw + lbr_bitserial_lanes_index((int)kc, (int)oo, (int)(k >> 6), lv[code] == -1)] |= bit;
+                    R->wl[(gi * kk + p) * lw + lbr_bitserial_lanes_index((int)ks, (int)oo, (int)(c >> 6), lv[code] == -1)] |=
+                        bit;
                 else
-                    (lv[code] == 1 ? R->wp : R->wq)[o * KW + (k >> 6)] |= bit;
+                    (lv[code] == 1 ? R->wp : R->wq)[(p * O + o) * KWs + (c >> 6)] |= bit;
                 break;
             }
             case LBR_PATH_XNOR: {
-                R->wsum[o] += lv[code];
+                R->wsum[p * O + o] += lv[code];
                 if (lv[code] != 1) break;
-                const uint64_t bit = (uint64_t)1 << (k & 63);
+                const uint64_t bit = (uint64_t)1 << (c & 63);
                 if (R->wl)
-                    R->wl[gi * lw + lbr_xnor_lanes_index((int)kc, (int)oo, (int)(k >> 6))] |= bit;
+                    R->wl[(gi * kk + p) * lw + lbr_xnor_lanes_index((int)ks, (int)oo, (int)(c >> 6))] |= bit;
                 else
-                    R->wp[o * KW + (k >> 6)] |= bit;
+                    R->wp[(p * O + o) * KWs + (c >> 6)] |= bit;
                 break;
             }
             case LBR_PATH_BUCKET:
-                for (uint32_t p = 0; p < L->w_bits; p++)
-                    if (code >> p & 1u) R->wp[(o * L->w_bits + p) * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
+                for (uint32_t b = 0; b < L->w_bits; b++)
+                    if (code >> b & 1u) R->wp[(o * L->w_bits + b) * KW + (k >> 6)] |= (uint64_t)1 << (k & 63);
                 break;
             default: break;
             }
@@ -858,8 +874,8 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     for (uint64_t o = 0; o < O; o++) {
         const float pm = L->pmul.data ? rdf(&L->pmul, o) : 1.0f, pa = L->padd.data ? rdf(&L->padd, o) : 0.0f;
         float mul = pm;
-        if (R->path == LBR_PATH_BUCKET)
-            mul = L->step_in * pm;
+        if (R->path == LBR_PATH_BUCKET || L->pix)
+            mul = L->step_in * pm; /* the codebook, or the pixels' scales, apply to the sums */
         else if (R->path != LBR_PATH_FLOAT)
             mul = rdf(&L->scale, L->wgroup == LBR_WG_ROW ? o : 0) * L->step_in * pm;
         R->mul[o] = mul;
@@ -867,6 +883,7 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     }
     if (R->path == LBR_PATH_BUCKET)
         for (uint64_t i = 0; i < L->scale.count; i++) R->cb[i] = rdf(&L->scale, i);
+    for (uint64_t p = 0; p < L->pix; p++) R->pscale[p] = rdf(&L->scale, p);
 }
 
 static void acc_thresholds(lbr_layer_rt *R, const lay *L);
@@ -900,9 +917,11 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
     const uint64_t O = L->oc, kc = L->kc, ohw = L->oh * L->ow;
     const uint64_t rows = B * ohw < LBR_ROWS ? B * ohw : LBR_ROWS;
     const uint64_t kw64 = ceil_div(kc, 64), kb = kw64 * 64, J = (uint64_t)1 << L->w_bits;
+    /* BITSERIAL/XNOR: kk sums of ks columns (fill_weights) */
+    const uint64_t kk = L->pix ? L->pix : 1, ks = L->pix ? L->cg : kc, ksw = ceil_div(ks, 64);
     const int identity = L->path == LBR_PATH_FLOAT && L->in_bits[0] == 0 && L->kh == 1 && L->kw == 1 && L->sh == 1 &&
                          L->sw == 1 && L->ph == 0 && L->pw == 0 && L->g == 1;
-    void *wts = NULL, *wts2 = NULL, *cb = NULL, *thr = NULL, *tsg = NULL, *wsum = NULL;
+    void *wts = NULL, *wts2 = NULL, *cb = NULL, *thr = NULL, *tsg = NULL, *wsum = NULL, *pscale = NULL;
     const int lanes = (L->path == LBR_PATH_BITSERIAL && (lanes_mask & LANES_BITSERIAL)) ||
                       (L->path == LBR_PATH_XNOR && (lanes_mask & LANES_XNOR));
     switch (L->path) {
@@ -911,15 +930,15 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
     case LBR_PATH_SHIFT: wts = take(P, O * kb); break;
     case LBR_PATH_BITSERIAL: /* kc <= LBR_KMAX on this path, og <= 2^28: the sizes fit */
         if (lanes) {
-            wts = take(P, L->g * lbr_bitserial_lanes_words((int)L->og, (int)kc) * 8);
+            wts = take(P, L->g * kk * lbr_bitserial_lanes_words((int)L->og, (int)ks) * 8);
         } else {
-            wts = take(P, O * kw64 * 8);
-            wts2 = take(P, O * kw64 * 8);
+            wts = take(P, O * kk * ksw * 8);
+            wts2 = take(P, O * kk * ksw * 8);
         }
         break;
     case LBR_PATH_XNOR: /* the same bounds */
-        wts = take(P, lanes ? L->g * lbr_xnor_lanes_words((int)L->og, (int)kc) * 8 : O * kw64 * 8);
-        wsum = take(P, O * sizeof(int32_t));
+        wts = take(P, lanes ? L->g * kk * lbr_xnor_lanes_words((int)L->og, (int)ks) * 8 : O * kk * ksw * 8);
+        wsum = take(P, O * kk * sizeof(int32_t));
         break;
     case LBR_PATH_BUCKET:
         wts = take(P, O * L->w_bits * kw64 * 8);
@@ -927,8 +946,9 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
         break;
     default: break;
     }
+    if (L->pix) pscale = take(P, kk * sizeof(float));
     void *mul = take(P, O * sizeof(float)), *add = take(P, O * sizeof(float));
-    if (L->out_bits && L->path != LBR_PATH_FLOAT && L->path != LBR_PATH_BUCKET) {
+    if (L->out_bits && L->path != LBR_PATH_FLOAT && L->path != LBR_PATH_BUCKET && !L->pix) {
         thr = take(P, O * (((uint64_t)1 << L->out_bits) - 1) * sizeof(int32_t));
         tsg = take(P, O * sizeof(int32_t));
     }
@@ -937,12 +957,13 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
     if (L->path == LBR_PATH_FLOAT) {
         col = identity ? 0 : rows * kc * sizeof(float);
     } else {
-        col = rows * kb;
+        col = rows * (L->pix ? ksw * 64 : kb); /* per-pixel sums: one pixel's columns at a time */
         if (L->path == LBR_PATH_BITSERIAL || L->path == LBR_PATH_BUCKET || L->path == LBR_PATH_XNOR) {
-            const uint64_t pl = rows * L->in_bits[0] * kw64 * 8;
+            const uint64_t pl = rows * L->in_bits[0] * ksw * 8;
             if (pl > sn->planes) sn->planes = pl;
         }
         if (L->path == LBR_PATH_BUCKET && rows * L->og * J * 4 > sn->bacc) sn->bacc = rows * L->og * J * 4;
+        if (L->pix && rows * L->og * 4 > sn->bacc) sn->bacc = rows * L->og * 4; /* one pixel's sums */
     }
     if (col > sn->col) sn->col = col;
     if (acc > sn->acc) sn->acc = acc;
@@ -958,6 +979,8 @@ static void place_weighted(planner *P, const lay *L, lbr_layer_rt *R, const lbr_
                 : NULL;
     R->wq = wts2;
     R->wsum = wsum;
+    R->pix = (int)L->pix;
+    R->pscale = pscale;
     R->cb = cb;
     R->mul = mul, R->add = add;
     R->thr = thr, R->tsg = tsg;
@@ -1303,28 +1326,25 @@ static void emit_row_float(const lbr_layer_rt *R, const float *restrict s, size_
 }
 
 /* Rows r0 .. r0 + nr - 1 of group g's im2col (row r: sample r / (OH OW), output pixel
- * r % (OH OW); columns in (kh, kw, c) order; padding code 0): codes into byte rows of
- * stride ld (zero padded from Kc to ld), or values into float rows of stride Kc. */
-static void im2col_u8(const lbr_layer_rt *R, int g, size_t r0, int nr, uint8_t *dst, size_t ld) {
+ * r % (OH OW); columns in (kh, kw, c) order; padding code 0), the kernel pixels q0 ..
+ * q0 + nq - 1 only (all: 0, KH*KW): codes into byte rows of stride ld (zero padded from
+ * nq C/G to ld), or values into float rows of stride Kc. */
+static void im2col_u8(const lbr_layer_rt *R, int g, size_t r0, int nr, uint8_t *dst, size_t ld, int q0, int nq) {
     const uint8_t *in = R->in0;
-    const size_t ohw = (size_t)R->oh * R->ow, cg = (size_t)R->cg;
+    const size_t ohw = (size_t)R->oh * R->ow, cg = (size_t)R->cg, width = (size_t)nq * cg;
     for (int m = 0; m < nr; m++) {
         const size_t r = r0 + (size_t)m, n = r / ohw, p = r % ohw;
         const int64_t oy = (int64_t)(p / (size_t)R->ow), ox = (int64_t)(p % (size_t)R->ow);
         uint8_t *d = dst + (size_t)m * ld;
-        for (int ky = 0; ky < R->kh; ky++) {
-            const int64_t iy = oy * R->sh - R->ph + ky;
-            for (int kx = 0; kx < R->kw; kx++, d += cg) {
-                const int64_t ix = ox * R->sw - R->pw + kx;
-                if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w)
-                    memset(d, 0, cg);
-                else
-                    memcpy(d,
-                           in + ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg,
-                           cg);
-            }
+        for (int q = q0; q < q0 + nq; q++, d += cg) {
+            const int64_t iy = oy * R->sh - R->ph + q / R->kw, ix = ox * R->sw - R->pw + q % R->kw;
+            if (iy < 0 || iy >= R->h || ix < 0 || ix >= R->w)
+                memset(d, 0, cg);
+            else
+                memcpy(d, in + ((n * (size_t)R->h + (size_t)iy) * (size_t)R->w + (size_t)ix) * (size_t)R->c + g * cg,
+                       cg);
         }
-        if (ld > (size_t)R->kc) memset(dst + (size_t)m * ld + R->kc, 0, ld - (size_t)R->kc);
+        if (ld > width) memset(dst + (size_t)m * ld + width, 0, ld - width);
     }
 }
 
@@ -1462,6 +1482,35 @@ LBR_TARGET_AVX2 static void float_gemm_avx2(int nr, int og, int kc, const float 
 }
 #endif
 
+/* BITSERIAL/XNOR with a scale per kernel pixel, rows r0 .. r0 + nr - 1 of group g: one
+ * integer sum per pixel (Kc = C/G, the kernels as for one sum), combined in float in pixel
+ * order, y[m][o] = sum_p pscale[p] acc_p[m][o]. */
+static void run_pixels(lbr_model *M, const lbr_layer_rt *R, int g, size_t r0, int nr, float *y) {
+    const int cg = R->cg, og = R->og, kk = R->pix, xnor = R->path == LBR_PATH_XNOR;
+    const size_t O = (size_t)R->oc, o0 = (size_t)g * og, KBs = (size_t)lbr_bytes(cg), KWs = (size_t)lbr_words(cg);
+    const size_t lw = !R->wl ? 0 : xnor ? lbr_xnor_lanes_words(og, cg) : lbr_bitserial_lanes_words(og, cg);
+    int32_t *a = M->bacc;
+    for (int m = 0; m < nr; m++) memset(y + (size_t)m * O + o0, 0, (size_t)og * sizeof(float));
+    for (int p = 0; p < kk; p++) {
+        im2col_u8(R, g, r0, nr, M->col, KBs, p, 1);
+        M->pack(M->col, KBs, nr, cg, R->in_bits, M->planes);
+        const size_t part = (size_t)g * kk + (size_t)p, rows = (size_t)p * O + o0; /* weights of (g, p) */
+        if (xnor && R->wl) M->xnor_lanes(nr, og, cg, M->planes, R->wl + part * lw, a, og);
+        else if (xnor) M->xnor(nr, og, cg, M->planes, R->wp + rows * KWs, a, og);
+        else if (R->wl) M->bitserial_lanes(nr, og, cg, R->in_bits, M->planes, R->wl + part * lw, a, og);
+        else M->bitserial(nr, og, cg, R->in_bits, M->planes, R->wp + rows * KWs, R->wq + rows * KWs, a, og);
+        const float s = R->pscale[p];
+        for (int m = 0; m < nr; m++) {
+            float *ym = y + (size_t)m * O + o0;
+            const int32_t *am = a + (size_t)m * og;
+            if (xnor)
+                for (int n = 0; n < og; n++) ym[n] += s * (float)((am[n] + R->wsum[rows + (size_t)n]) / 2);
+            else
+                for (int n = 0; n < og; n++) ym[n] += s * (float)am[n];
+        }
+    }
+}
+
 static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
     const size_t total = (size_t)batch * R->oh * R->ow, O = (size_t)R->oc;
     const int kc = R->kc, og = R->og, nb = (og + LBR_BLK - 1) / LBR_BLK;
@@ -1476,6 +1525,10 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
         const int nr = total - r0 < (size_t)R->rows ? (int)(total - r0) : R->rows;
         for (int g = 0; g < R->g; g++) {
             const size_t o0 = (size_t)g * og;
+            if (R->pix) {
+                run_pixels(M, R, g, r0, nr, y);
+                continue;
+            }
             switch (R->path) {
             case LBR_PATH_FLOAT: {
                 const float *x = (const float *)R->in0 + r0 * (size_t)kc;
@@ -1487,15 +1540,15 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                 break;
             }
             case LBR_PATH_S8U8:
-                im2col_u8(R, g, r0, nr, M->col, KB);
+                im2col_u8(R, g, r0, nr, M->col, KB, 0, R->kh * R->kw);
                 M->s8u8(nr, og, kc, M->col, R->wb + o0 * KB, acc + o0, (int)O);
                 break;
             case LBR_PATH_SHIFT:
-                im2col_u8(R, g, r0, nr, M->col, KB);
+                im2col_u8(R, g, r0, nr, M->col, KB, 0, R->kh * R->kw);
                 M->shift(nr, og, kc, M->col, R->wb + o0 * KB, acc + o0, (int)O);
                 break;
             case LBR_PATH_BITSERIAL:
-                im2col_u8(R, g, r0, nr, M->col, KB);
+                im2col_u8(R, g, r0, nr, M->col, KB, 0, R->kh * R->kw);
                 M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);
                 if (R->wl)
                     M->bitserial_lanes(nr, og, kc, R->in_bits, M->planes, R->wl + (size_t)g * lw, acc + o0, (int)O);
@@ -1507,7 +1560,7 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                 /* codes c in {0, 1} as s = 2c - 1 in {-1, +1}: xnor gives sum w s, and
                  * sum w c = (sum w s + sum w) / 2, exactly (the sum is even). Padding is
                  * code 0, value 0, so it needs no correction of its own. */
-                im2col_u8(R, g, r0, nr, M->col, KB);
+                im2col_u8(R, g, r0, nr, M->col, KB, 0, R->kh * R->kw);
                 M->pack(M->col, KB, nr, kc, 1, M->planes);
                 if (R->wl)
                     M->xnor_lanes(nr, og, kc, M->planes, R->wl + (size_t)g * lw, acc + o0, (int)O);
@@ -1520,7 +1573,7 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
                 break;
             }
             case LBR_PATH_BUCKET:
-                im2col_u8(R, g, r0, nr, M->col, KB);
+                im2col_u8(R, g, r0, nr, M->col, KB, 0, R->kh * R->kw);
                 M->pack(M->col, KB, nr, kc, R->in_bits, M->planes);
                 M->bucket(nr, og, kc, R->in_bits, R->w_bits, M->planes, R->wp + o0 * (size_t)R->w_bits * KW, M->bacc);
                 for (int m = 0; m < nr; m++)
@@ -1536,7 +1589,7 @@ static void run_conv(lbr_model *M, const lbr_layer_rt *R, int batch) {
             default: break;
             }
         }
-        const int fl = R->path == LBR_PATH_FLOAT || R->path == LBR_PATH_BUCKET;
+        const int fl = R->path == LBR_PATH_FLOAT || R->path == LBR_PATH_BUCKET || R->pix;
         for (int m = 0; m < nr; m++) {
             const size_t at = (r0 + (size_t)m) * O;
             if (fl) {

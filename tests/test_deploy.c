@@ -48,11 +48,13 @@ static const cfg CFGS[] = {
     {"uniq:4/4", LBR_PATH_BUCKET, LBR_PATH_NONE},
     {"uniq:2/2", LBR_PATH_BUCKET, LBR_PATH_NONE},
     {"syq:1/1,group=layer", LBR_PATH_XNOR, LBR_PATH_NONE}, /* binary weights, 1-bit codes */
-    {"syq:1/1,group=row", LBR_PATH_FLOAT, LBR_PATH_XNOR},
+    {"syq:1/1,group=row", LBR_PATH_XNOR, LBR_PATH_NONE},
+    {"syq:1/1", LBR_PATH_XNOR, LBR_PATH_NONE}, /* conv: a sum per kernel pixel (pixel scales) */
+    {"syq:1/4", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
     {"syq:1/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
     {"syq:2/4,group=layer", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
-    {"syq:2/2", LBR_PATH_FLOAT, LBR_PATH_BITSERIAL}, /* conv: pixel scales (per kh, kw); linear: per layer */
-    {"syq:2/2,group=row", LBR_PATH_FLOAT, LBR_PATH_BITSERIAL}, /* conv rows are kernel rows; linear: per output */
+    {"syq:2/2", LBR_PATH_BITSERIAL, LBR_PATH_NONE}, /* conv: pixel scales (per kh, kw); linear: per layer */
+    {"syq:2/2,group=row", LBR_PATH_BITSERIAL, LBR_PATH_NONE}, /* conv rows are kernel rows; linear: per output */
     {"qn:2/2", LBR_PATH_BITSERIAL, LBR_PATH_NONE},
     {"qn:4/4", LBR_PATH_S8U8, LBR_PATH_NONE},
     {"pot:4/4", LBR_PATH_S8U8, LBR_PATH_NONE},

@@ -674,7 +674,8 @@ static void make_chain(tnet *t) {
     L->path = L->path_shift = LBR_PATH_FLOAT;
 }
 
-/* conv (float) -> grouped ternary conv -> grouped ternary conv -> gemm (float): the
+/* conv (float) -> grouped ternary conv -> grouped ternary conv (scales per layer or per
+ * kernel pixel) -> gemm (float): the
  * bitserial lanes kernels take each group's outputs in blocks of 8 from a block boundary,
  * so group sizes of 1 to 17 outputs cover partial, whole and several blocks per group */
 static void make_tern_groups(tnet *t) {
@@ -693,7 +694,7 @@ static void make_tern_groups(tnet *t) {
     L->path = L->path_shift = LBR_PATH_BITSERIAL;
 
     L = add_conv(t, 2, g * rrange(7, 17), 3, 1, 1, g);
-    set_weights(L, WK_LINEAR, 2, LBR_WG_TENSOR, LV_TERN, 1);
+    set_weights(L, WK_LINEAR, 2, rnd(2) ? LBR_WG_TENSOR : LBR_WG_PIXEL, LV_TERN, 1); /* pixel: a sum per kernel pixel */
     set_post(t, L, 1, pick(abits, 6), LBR_ENC_UNIFORM, 1.0f, 1);
     L->path = L->path_shift = LBR_PATH_BITSERIAL;
 
@@ -704,7 +705,7 @@ static void make_tern_groups(tnet *t) {
 }
 
 /* conv (float, 1-bit codes) -> binary conv (padding, groups) -> maxpool -> binary conv
- * (stride 2) -> binary gemm -> gemm (float): levels {-1, +1} with 1-bit inputs run xnor,
+ * (stride 2) -> binary gemm -> gemm (float), scales per layer, row or kernel pixel: levels {-1, +1} with 1-bit inputs run xnor,
  * whose zero padding is code 0; Kc from under a word to several words, group sizes of 1
  * to 17 outputs (partial, whole and several lanes blocks) */
 static void make_binary(tnet *t) {
@@ -717,14 +718,14 @@ static void make_binary(tnet *t) {
     L->path = L->path_shift = LBR_PATH_FLOAT;
 
     L = add_conv(t, 1, g * rrange(1, 17), 3, 1, rnd(2), g);
-    set_weights(L, WK_LINEAR, 1, rnd(2) ? LBR_WG_ROW : LBR_WG_TENSOR, LV_TERN, 1);
+    set_weights(L, WK_LINEAR, 1, pick((const int[]){LBR_WG_ROW, LBR_WG_TENSOR, LBR_WG_PIXEL}, 3), LV_TERN, 1);
     set_post(t, L, rnd(2), 1, LBR_ENC_UNIFORM, 1.0f, 1);
     L->path = L->path_shift = LBR_PATH_BITSERIAL;
 
     add_pool(t, LBR_OP_MAXPOOL, 2, 2, 1, 0);
 
     L = add_conv(t, 3, rrange(1, 20), 3, 2, 1, 1);
-    set_weights(L, WK_LINEAR, 1, LBR_WG_ROW, LV_TERN, 1);
+    set_weights(L, WK_LINEAR, 1, rnd(2) ? LBR_WG_ROW : LBR_WG_PIXEL, LV_TERN, 1);
     set_post(t, L, 1, 1, LBR_ENC_UNIFORM, 0.5f, rnd(2));
     L->path = L->path_shift = LBR_PATH_BITSERIAL;
 

@@ -21,6 +21,7 @@ typedef struct bal_state {
     float *edges;            /* K-1 thresholds: code = #{edges <= w} */
     float *tmp;              /* exact mode: the weights of the buckets holding an edge */
     uint32_t *hist;          /* exact mode: 2^16-bucket histogram of the weights' keys */
+    uint8_t *node;           /* mean mode: each weight's node of the partition tree so far */
     float s;                 /* current scale (meanabs/one) */
     int64_t fitted_step;     /* training step the edges were computed at, -1: never */
 } bal_state;
@@ -45,7 +46,8 @@ static lb_status bal_setup(lb_quant *q) {
     if (!pm && q->n >= (int64_t)UINT32_MAX) return lb_fail(LB_ERR_INVALID, "balanced: a tensor of %lld elements is too large for exact percentiles (use percentile=mean)", (long long)q->n);
     st->tmp = pm ? NULL : malloc(sizeof(float) * (size_t)q->n);
     st->hist = pm ? NULL : malloc(sizeof(uint32_t) << 16);
-    if (!st->edges || (!pm && (!st->tmp || !st->hist))) return lb_fail(LB_ERR_NOMEM, "out of memory");
+    st->node = pm ? malloc((size_t)q->n) : NULL;
+    if (!st->edges || (!pm && (!st->tmp || !st->hist)) || (pm && !st->node)) return lb_fail(LB_ERR_NOMEM, "out of memory");
     if (sm == SCALE_LEARNED) {
         q->nlearn = 1;
         q->learn_name[0] = "scale";
@@ -56,7 +58,7 @@ static lb_status bal_setup(lb_quant *q) {
 
 static void bal_release(lb_quant *q) {
     bal_state *st = q->state;
-    if (st) { free(st->edges); free(st->tmp); free(st->hist); }
+    if (st) { free(st->edges); free(st->tmp); free(st->hist); free(st->node); }
     free(st);
     q->state = NULL;
 }
@@ -147,29 +149,40 @@ static void split_exact(const float *x, int64_t n, int bits, float *edges, float
     }
 }
 
-/* mean: level by level, each element's current bin from the edges so far; the next
- * edge of a bin is the mean of its elements. */
-static void split_mean(const float *x, int64_t n, int bits, float *edges) {
+/* mean: level by level, each element's node from the edges so far; the next edge of a
+ * node is the mean of its elements. One pass a level: node[i] (a byte: at most 2^7 nodes
+ * for 8 bits) carries each element's node down from the level before, and the sums go to
+ * four interleaved accumulators, added in a fixed order, so that consecutive elements in
+ * one node do not wait on each other's additions. */
+static void split_mean(const float *x, int64_t n, int bits, float *edges, uint8_t *node) {
     const int K = 1 << bits;
-    double sum[256];
-    int64_t cnt[256];
+    enum { LANES = 4 };
+    double sum[LANES][128];
+    int64_t cnt[LANES][128];
+    memset(node, 0, (size_t)n);
     for (int level = 0; level < bits; level++) {
         const int nodes = 1 << level, span = K >> level; /* bins per node at this level */
-        memset(sum, 0, sizeof(double) * (size_t)nodes);
-        memset(cnt, 0, sizeof(int64_t) * (size_t)nodes);
+        const int sp = 2 * span;                        /* bins per node at the level before */
+        memset(sum, 0, sizeof sum);
+        memset(cnt, 0, sizeof cnt);
         for (int64_t i = 0; i < n; i++) {
-            int node = 0; /* descend the edges set so far */
-            for (int l = 0; l < level; l++) {
-                int sp = K >> l; /* node covers bins [node*sp, node*sp + sp) at level l */
-                node = 2 * node + (x[i] >= edges[node * sp + sp / 2 - 1]);
+            int nd = node[i];
+            if (level) { /* the node covers bins [nd*sp, nd*sp + sp) at the level before */
+                nd = 2 * nd + (x[i] >= edges[nd * sp + sp / 2 - 1]);
+                node[i] = (uint8_t)nd;
             }
-            sum[node] += x[i];
-            cnt[node]++;
+            sum[i & (LANES - 1)][nd] += x[i];
+            cnt[i & (LANES - 1)][nd]++;
         }
         for (int nd = 0; nd < nodes; nd++) {
-            float e = cnt[nd] ? (float)(sum[nd] / (double)cnt[nd]) : 0.0f;
+            for (int l = 1; l < LANES; l++) sum[0][nd] += sum[l][nd], cnt[0][nd] += cnt[l][nd];
+        }
+        for (int nd = 0; nd < nodes; nd++) {
+            const double snd = sum[0][nd];
+            const int64_t cn = cnt[0][nd];
+            float e = cn ? (float)(snd / (double)cn) : 0.0f;
             /* an empty node keeps the ordering of the edges around it */
-            if (!cnt[nd]) e = nd * span > 0 ? edges[nd * span - 1] : -INFINITY;
+            if (!cn) e = nd * span > 0 ? edges[nd * span - 1] : -INFINITY;
             edges[nd * span + span / 2 - 1] = e;
         }
     }
@@ -178,7 +191,7 @@ static void split_mean(const float *x, int64_t n, int bits, float *edges) {
 /* edges of the bins for the current latent weights */
 static void bal_edges(lb_quant *q, const float *x) {
     bal_state *st = q->state;
-    if (st->mean_mode) split_mean(x, q->n, q->bits, st->edges);
+    if (st->mean_mode) split_mean(x, q->n, q->bits, st->edges, st->node);
     else {
         split_exact(x, q->n, q->bits, st->edges, st->tmp, st->hist);
     }

@@ -1210,7 +1210,8 @@ static inline uint8_t encode(const lbr_layer_rt *R, float y) {
     case LBR_ENC_STEPS: c = lbr_step_code(R->encp[0] * y, R->encp + 1, kmax); break;
     default: break;
     }
-    return (uint8_t)(c < 0 ? 0 : c > kmax ? kmax : c);
+    c = c < 0 ? 0 : c;
+    return (uint8_t)(c > kmax ? kmax : c);
 }
 
 /* activation, then the output's kind, at element i of the layer's output */

@@ -11,7 +11,12 @@
 #include <math.h>
 #include <stdint.h>
 
-static inline float lbr_clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+/* lo <= hi. Two selects rather than one nested one: the same value for every x (NaN passes
+ * through), and GCC if-converts and vectorises this form, not the nested one. */
+static inline float lbr_clampf(float x, float lo, float hi) {
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
 
 /* Unsigned activation code on [0, c]: round(clip(x, 0, c) * (K-1) / c). With c = 1
  * this is DoReFa's activation quantizer (METHODS.md section 0). The value is

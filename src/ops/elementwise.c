@@ -1,6 +1,7 @@
 /* Relu, Clip, Add, Dropout and the gradient pass-throughs. */
 #include "lb_internal.h"
 #include "ops/ops.h"
+#include "lbr_quant.h" /* lbr_clampf */
 
 void lb_relu_forward(float *out, const float *in, int64_t n) {
     #pragma omp parallel for simd schedule(static)
@@ -19,7 +20,7 @@ void lb_relu_backward(float *din, const float *dout, const float *out, int64_t n
 
 void lb_clip_forward(float *out, const float *in, int64_t n, float lo, float hi) {
     #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) out[i] = in[i] < lo ? lo : in[i] > hi ? hi : in[i];
+    for (int64_t i = 0; i < n; i++) out[i] = lbr_clampf(in[i], lo, hi);
 }
 
 void lb_clip_backward(float *din, const float *dout, const float *in, int64_t n, float lo, float hi, int acc) {

@@ -66,7 +66,8 @@ static inline int32_t pot_code(float w, float zero_below, int e_min, int e_max) 
     uint32_t b;
     memcpy(&b, &a, 4);
     int e = (int)((b >> 23) & 0xff) - 127 + (int)((b >> 22) & 1);
-    e = e < e_min ? e_min : e > e_max ? e_max : e;
+    e = e < e_min ? e_min : e;
+    e = e > e_max ? e_max : e;
     return ((e - e_min + 1) << 1) | (w < 0);
 }
 

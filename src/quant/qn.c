@@ -100,7 +100,8 @@ static inline float qn_exp(float x) {
 /* sigmoid of z clamped to [-10, 10] (the clamp is part of the method: it bounds the
  * relaxation's gap to the step at 4.54e-5 per unit of step height) */
 static inline float qn_sig(float z) {
-    z = z < -10.0f ? -10.0f : z > 10.0f ? 10.0f : z;
+    z = z < -10.0f ? -10.0f : z; /* two selects, not one nested: GCC vectorises this form */
+    z = z > 10.0f ? 10.0f : z;
     return 1.0f / (1.0f + qn_exp(-z));
 }
 

@@ -6,6 +6,7 @@
  *                (one s per output channel); backward: STE. Needs b >= 2.
  * Activations: clipped uniform on [0, 1]. */
 #include "quant/quant.h"
+#include "lbr_math.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -50,9 +51,11 @@ static void uni_init(lb_quant *q, const float *x, int64_t n) { (void)x; (void)n;
 static void uni_fit(lb_quant *q, const float *x) {
     uni_state *st = q->state;
     if (!st->maxabs) { /* tanh once per element per step: the forward and backward share it */
-        #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < q->n; i++) st->th[i] = tanhf(x[i]);
-        st->mt = tanhf(lb_q_maxabs(x, q->n));
+        /* lbr_tanhf (runtime/lbr_math.h, the RNN cells' tanh) vectorises where libm's
+         * tanhf is a call per element */
+        #pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < q->n; i++) st->th[i] = lbr_tanhf(x[i]);
+        st->mt = lbr_tanhf(lb_q_maxabs(x, q->n));
         return;
     }
     const int64_t G = uni_groups(q, st), per = q->n / G;

@@ -9,6 +9,7 @@
  * crosses one gives a wrong finite difference, so graphs with kinks may have at most
  * 1% of checked elements outside tolerance (graphs without kinks: none). */
 #include "graph/graph.h"
+#include "quant/quant.h"
 #include "test_util.h"
 
 #include <string.h>
@@ -106,8 +107,50 @@ static void check_graph_eps(const char *label, const char *spec, int B, int kink
     lb_model_destroy(m);
 }
 
+/* Gradient routing through activation quantizers: a Relu with a quantizer read by a Conv
+ * and (as its second input) by a residual Add. With every quantizer in FLOAT mode (a pass
+ * through) the network is the float one, so its gradients must equal the float model's,
+ * bit for bit: each consumer's gradient has to reach the quantizer's output gradient. */
+static void check_aq_routing(void) {
+    const char *spec = "{\"input\": [4, 6, 6], \"layers\": ["
+        "{\"name\": \"c0\", \"op\": \"Conv\", \"out\": 4, \"kernel\": 3, \"pad\": 1},"
+        "{\"name\": \"r0\", \"op\": \"Relu\"},"
+        "{\"name\": \"c1\", \"op\": \"Conv\", \"out\": 4, \"kernel\": 3, \"pad\": 1},"
+        "{\"name\": \"add\", \"op\": \"Add\", \"inputs\": [\"c1\", \"r0\"]},"
+        "{\"name\": \"r1\", \"op\": \"Relu\"},"
+        "{\"name\": \"f\", \"op\": \"Flatten\"},"
+        "{\"name\": \"fc\", \"op\": \"Gemm\", \"out\": 5}]}";
+    const int B = 3;
+    int64_t nf = 0;
+    float *gf = grads_of(spec, B, &nf);
+    lb_model *m;
+    CHECK_OK(lb_model_create_from_json(&m, spec, strlen(spec), "aq_routing"));
+    CHECK_OK(lb_model_set_quant(m, "uniform:4/4", 1));
+    for (int i = 0; i < m->n_quants; i++) m->quants[i]->mode = LB_QMODE_FLOAT;
+    CHECK_OK(lb_graph_reserve(m, B, 1));
+    lb_model_init_params(m, 7);
+    float *x = malloc(sizeof(float) * (size_t)(B * m->in_size));
+    int32_t y[3] = {0, 1, 2};
+    lb_rng_uniform(x, B * m->in_size, -1.0f, 1.0f, 3, 0);
+    for (int step = 0; step < 2; step++) { /* twice: nothing may carry over from a step */
+        lb_graph_set_input(m, x, B);
+        lb_graph_forward(m, B, 1);
+        lb_node *o = lb_graph_output(m);
+        lb_softmax_xent(o->dout, NULL, o->out, y, B, o->c);
+        lb_graph_backward(m, B);
+        int64_t bad = 0;
+        for (int64_t i = 0; gf && i < nf && i < m->n_params; i++) bad += m->grads[i] != gf[i];
+        CHECK_MSG(gf && bad == 0, "aq routing, step %d: %lld of %lld gradients differ from the float model's", step,
+                  (long long)bad, (long long)nf);
+    }
+    free(x);
+    free(gf);
+    lb_model_destroy(m);
+}
+
 int main(void) {
     lb_set_threads(2);
+    check_aq_routing();
     /* Conv with stride, padding, bias; Conv with groups and a rectangular kernel */
     check_graph("conv_stride_pad_groups",
         "{\"input\": [3, 7, 6], \"layers\": ["

@@ -291,7 +291,10 @@ void lb_graph_backward(lb_model *m, int B) {
             break;
         case LB_OP_ADD:
             if (dx) lb_pass_backward(dx, n->dout, sz, acc);
-            if (n->need_din[1]) lb_pass_backward(m->nodes[n->in[1]].dout, n->dout, sz, n->acc[1]);
+            /* through din_ptr, as every input: a producer with an activation quantizer takes
+             * its gradient on the quantized output (dqout), which its quantizer's backward
+             * turns into dout */
+            if (n->need_din[1]) lb_pass_backward(din_ptr(m, n, 1), n->dout, sz, n->acc[1]);
             break;
         case LB_OP_FLATTEN:
             if (dx) {

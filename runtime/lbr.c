@@ -337,8 +337,9 @@ static int get_weights(const lbr_file *f, uint32_t l, lay *L, const int fld[5], 
         if (L->w_bits < 1 || L->w_bits > 8)
             return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
     }
-    const uint64_t J = (uint64_t)1 << L->w_bits, rw = ceil_div(kc * L->w_bits, 64);
-    if ((rc = get_arr(f, l, fld[1], LBR_DT_U64, O * rw, 1, wc, err, errlen)) != LBR_OK) return rc;
+    const uint64_t J = (uint64_t)1 << L->w_bits;
+    if ((rc = get_arr(f, l, fld[1], LBR_DT_U64, ceil_div(O * kc * L->w_bits, 64), 1, wc, err, errlen)) != LBR_OK)
+        return rc;
     *wgroup = FLD(fld[2]);
     if (*wgroup > LBR_WG_PIXEL)
         return lfail(err, errlen, l, fld[2], "is %" PRIu32 ", must be 0 (tensor), 1 (row) or 2 (pixel)", *wgroup);
@@ -570,7 +571,11 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
         L->w_bits = FLD(LBR_L_W_BITS);
         if (codes && (L->w_bits < 1 || L->w_bits > 8))
             return lfail(err, errlen, l, LBR_L_W_BITS, "is %" PRIu32 ", must be 1 .. 8", L->w_bits);
-        rc = codes ? get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, L->c * ceil_div(L->oc * L->w_bits, 64), 1, &L->wc, err,
+        if (codes && L->w_bits != FLD(LBR_L_OUT_BITS))
+            return lfail(err, errlen, l, LBR_L_W_BITS,
+                         "is %" PRIu32 ", but a GATHER table of codes holds output codes: OUT_BITS is %" PRIu32,
+                         L->w_bits, FLD(LBR_L_OUT_BITS));
+        rc = codes ? get_arr(f, l, LBR_L_W_CODES, LBR_DT_U64, ceil_div(L->c * L->oc * L->w_bits, 64), 1, &L->wc, err,
                              errlen)
                    : get_arr(f, l, LBR_L_W_FLOAT, LBR_DT_F32, L->c * L->oc, 1, &L->wf, err, errlen);
         if (rc != LBR_OK) return rc;
@@ -626,10 +631,6 @@ static int analyze(const lbr_file *f, uint32_t l, const lbr_options *opt, lay *L
                          FLD(LBR_L_OUT_VALUES));
         }
         L->out_bits = bits;
-        if (op == LBR_OP_GATHER && L->wc.data && bits != L->w_bits)
-            return lfail(err, errlen, l, LBR_L_W_BITS,
-                         "is %" PRIu32 ", but a GATHER table of codes holds output codes: OUT_BITS is %" PRIu32,
-                         L->w_bits, bits);
     } else if (op == LBR_OP_MAXPOOL) {
         L->out_bits = L->in_bits[0];
     }
@@ -789,7 +790,6 @@ static void choose_kernels(lbr_model *m, const lbr_options *opt) {
 /* The weights of a CONV/GEMM layer in its path's layout, and mul/add. */
 static void fill_weights(lbr_layer_rt *R, const lay *L) {
     const uint64_t O = L->oc, kc = L->kc, og = L->og, J = (uint64_t)1 << L->w_bits;
-    const uint64_t rw = L->wc.data ? ceil_div(kc * L->w_bits, 64) : 0;
     const size_t KB = (size_t)lbr_bytes((int)kc), KW = (size_t)lbr_words((int)kc); /* kc <= 2^28 */
     /* BITSERIAL/XNOR: kk sums of ks weights each (per-pixel scales: one per kernel pixel),
      * weight k in sum k / ks at column k % ks */
@@ -815,15 +815,15 @@ static void fill_weights(lbr_layer_rt *R, const lay *L) {
     if (R->path == LBR_PATH_BUCKET) memset(R->wp, 0, (size_t)O * L->w_bits * KW * sizeof(uint64_t));
     if (R->path == LBR_PATH_XNOR) memset(R->wsum, 0, (size_t)(O * kk) * sizeof(int32_t));
     for (uint64_t o = 0; o < O; o++) {
-        const uint8_t *row = L->wc.data ? (const uint8_t *)L->wc.data + 8 * (size_t)(o * rw) : NULL;
+        const uint8_t *codes = L->wc.data; /* one bit stream: code (o, k) is code o Kc + k */
         const uint64_t gi = o / og, oo = o % og;
         for (uint64_t k = 0; k < kc; k++) {
-            const uint32_t code = row ? code_at(row, k, L->w_bits) : 0;
+            const uint32_t code = codes ? code_at(codes, o * kc + k, L->w_bits) : 0;
             const uint64_t p = k / ks, c = k % ks; /* BITSERIAL/XNOR: which sum, which column */
             switch (R->path) {
             case LBR_PATH_FLOAT: {
                 float v;
-                if (!row) {
+                if (!codes) {
                     v = rdf(&L->wf, o * kc + k);
                 } else {
                     const uint64_t grp = L->wgroup == LBR_WG_TENSOR ? 0 : L->wgroup == LBR_WG_ROW ? o : k / L->cg;
@@ -1053,11 +1053,7 @@ static int build(const lbr_file *f, int max_batch, const lbr_options *opt, uint8
             void *tab = take(&P, L.c * O * (L.wc.data ? 1 : sizeof(float)));
             if (R && L.wc.data) {
                 R->tcodes = tab;
-                const uint64_t rw = ceil_div(O * L.w_bits, 64);
-                for (uint64_t v = 0; v < L.c; v++)
-                    for (uint64_t k = 0; k < O; k++)
-                        R->tcodes[v * O + k] =
-                            (uint8_t)code_at((const uint8_t *)L.wc.data + 8 * (size_t)(v * rw), k, L.w_bits);
+                for (uint64_t i = 0; i < L.c * O; i++) R->tcodes[i] = (uint8_t)code_at(L.wc.data, i, L.w_bits);
             } else if (R) {
                 R->wf = tab;
                 for (uint64_t i = 0; i < L.c * O; i++) R->wf[i] = rdf(&L.wf, i);

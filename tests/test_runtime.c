@@ -260,17 +260,16 @@ static uint8_t *serialize(const tnet *t, int upto, int tail, const patch *pt, in
             if (L->wkind == WK_FLOAT) {
                 f[LBR_L_W_FLOAT] = add_f32(&b, L->wf, n);
             } else {
-                const size_t rw = ((size_t)L->kc * L->w_bits + 63) / 64;
-                uint64_t *words = calloc((size_t)L->oc * rw, sizeof(uint64_t));
-                for (int o = 0; o < L->oc; o++)
-                    for (int k = 0; k < L->kc; k++) {
-                        const uint64_t code = L->codes[(size_t)o * L->kc + k], bit = (uint64_t)k * L->w_bits;
-                        uint64_t *row = words + (size_t)o * rw;
-                        row[bit / 64] |= code << (bit % 64);
-                        if (bit % 64 + (uint64_t)L->w_bits > 64) row[bit / 64 + 1] |= code >> (64 - bit % 64);
-                    }
+                /* one bit stream: code (o, k) at bit (o Kc + k) W_BITS */
+                const size_t nw = (n * (size_t)L->w_bits + 63) / 64;
+                uint64_t *words = calloc(nw, sizeof(uint64_t));
+                for (size_t i = 0; i < n; i++) {
+                    const uint64_t code = L->codes[i], bit = (uint64_t)i * L->w_bits;
+                    words[bit / 64] |= code << (bit % 64);
+                    if (bit % 64 + (uint64_t)L->w_bits > 64) words[bit / 64 + 1] |= code >> (64 - bit % 64);
+                }
                 uint32_t idx = 0;
-                CHECK_OK(lbm_add_array(&b, LBR_DT_U64, words, (uint64_t)L->oc * rw, &idx));
+                CHECK_OK(lbm_add_array(&b, LBR_DT_U64, words, (uint64_t)nw, &idx));
                 free(words);
                 f[LBR_L_W_CODES] = idx + 1;
                 f[LBR_L_W_BITS] = (uint32_t)L->w_bits;

@@ -316,21 +316,21 @@ static lb_status absorb_act(exporter *e, int *cur, uint32_t *L) {
     return LB_OK;
 }
 
-/* pack codes (o, kh, kw, i order; `col` maps the runtime column to the PyTorch one) */
+/* pack codes into one bit stream, code (o, k) at bit (o Kc + k) bits (docs/format.md,
+ * W_CODES; o, kh, kw, i order; `col` maps the runtime column to the PyTorch one) */
 static lb_status add_codes(exporter *e, const wform *f, int64_t O, int64_t Kc, const int64_t *col, uint32_t *field) {
-    const int64_t words = (Kc * f->bits + 63) / 64;
-    uint64_t *w = calloc((size_t)(O * words), sizeof(uint64_t));
+    const int64_t words = (O * Kc * f->bits + 63) / 64;
+    uint64_t *w = calloc((size_t)(words ? words : 1), sizeof(uint64_t));
     if (!w) return lb_fail(LB_ERR_NOMEM, "out of memory");
     for (int64_t o = 0; o < O; o++)
         for (int64_t k = 0; k < Kc; k++) {
             uint64_t c = (uint64_t)f->codes[o * Kc + col[k]];
-            int64_t bit = k * f->bits;
-            uint64_t *row = w + o * words;
-            row[bit >> 6] |= c << (bit & 63);
-            if ((bit & 63) + f->bits > 64) row[(bit >> 6) + 1] |= c >> (64 - (bit & 63));
+            int64_t bit = (o * Kc + k) * f->bits;
+            w[bit >> 6] |= c << (bit & 63);
+            if ((bit & 63) + f->bits > 64) w[(bit >> 6) + 1] |= c >> (64 - (bit & 63));
         }
     uint32_t idx;
-    lb_status s = lbm_add_array(&e->b, LBR_DT_U64, w, (uint64_t)(O * words), &idx);
+    lb_status s = lbm_add_array(&e->b, LBR_DT_U64, w, (uint64_t)words, &idx);
     free(w);
     if (!s) *field = idx + 1;
     return s;

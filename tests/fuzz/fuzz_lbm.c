@@ -1,6 +1,9 @@
 /* libFuzzer target for the .lbm container loader (runtime/lbr_file.c). Without clang's
  * fuzzer it links with replay_main.c and replays tests/fuzz/corpus/lbm/ (written by
- * `test_lbm_file --write-corpus`).
+ * `test_lbm_file --write-corpus`; valid_model_* by `test_runtime --write-corpus`;
+ * valid_token_lstm and valid_token_gru are `lowbit export`s of tiny language models:
+ * the LSTM in Bit-RNN's form with balanced:2/2, so its embedding is a table of codes,
+ * the GRU with uniform:2/2, both trained one epoch on tests/cli_lm.sh's corpus).
  *
  * A mutated file almost never keeps its CRCs, which would stop the fuzzer at the first
  * checksum. So each input is opened twice: as is, and as a copy whose header, tables

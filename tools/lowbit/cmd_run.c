@@ -219,7 +219,15 @@ int cmd_run(int argc, char **argv) {
     lbr_file hdr;
     lb_status st;
     if ((ret = read_model(cmd, path, &buf, &len))) goto done;
-    if (lbr_plan(buf, len, batch, &opt, &need, err, sizeof err) != LBR_OK || lbr_file_open(&hdr, buf, len, err, sizeof err) != LBR_OK) {
+    const int na = (int)(sizeof args / sizeof args[0]);
+    /* a token model (layer 0 is GATHER) steps 10 streams by default, as 'lowbit eval' */
+    if (lbr_file_open(&hdr, buf, len, err, sizeof err) != LBR_OK) {
+        ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, err);
+        goto done;
+    }
+    if (hdr.n_layers && lbr_layer_field(&hdr, 0, LBR_L_OP) == LBR_OP_GATHER && !args[cli_find(args, na, "--batch")].seen)
+        batch = 10;
+    if (lbr_plan(buf, len, batch, &opt, &need, err, sizeof err) != LBR_OK) {
         ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, err);
         goto done;
     }
@@ -229,21 +237,9 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (lbr_is_token_model(rm, NULL)) {
-        const int na = (int)(sizeof args / sizeof args[0]);
         if (strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
             ret = cli_error(cmd, EXIT_USAGE, "--split must be test, valid or train");
             goto done;
-        }
-        if (!args[cli_find(args, na, "--batch")].seen) {
-            /* 10 streams, as 'lowbit eval': reload for that batch */
-            batch = 10;
-            free(arena);
-            arena = NULL;
-            if (lbr_plan(buf, len, batch, &opt, &need, err, sizeof err) != LBR_OK || !(arena = aligned_alloc(64, (need + 63) / 64 * 64)) ||
-                lbr_load(&rm, buf, len, batch, arena, need, &opt, err, sizeof err) != LBR_OK) {
-                ret = cli_error(cmd, EXIT_RUNTIME, "%s: %s", path, arena ? err : "out of memory");
-                goto done;
-            }
         }
         ret = run_lm(path, rm, args[cli_find(args, na, "--data")].seen ? data : "kjv", vocab, split, batch, lat_n, kernels, check, json);
         goto done;

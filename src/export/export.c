@@ -337,12 +337,13 @@ static lb_status add_codes(exporter *e, const wform *f, int64_t O, int64_t Kc, c
 }
 
 /* The weights of node i into the fields of W (rec 0) or of an LSTM/GRU's recurrence W2
- * (rec 1; tensor p0 + 1, quantizer rq). force_float: float whatever the quantizer. */
-static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int force_float);
+ * (rec 1; tensor p0 + 1, quantizer rq). pre: the form weight_form gave (freed here), or
+ * NULL to compute it; force_float: float whatever the form. */
+static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, wform *pre, int force_float);
 
-static lb_status weight_layer(exporter *e, int i, uint32_t *L) { return weight_fields(e, i, L, 0, 0); }
+static lb_status weight_layer(exporter *e, int i, uint32_t *L) { return weight_fields(e, i, L, 0, NULL, 0); }
 
-static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int force_float) {
+static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, wform *pre, int force_float) {
     lb_model *m = e->m;
     lb_node *n = &m->nodes[i];
     const int t = n->p0 + rec;
@@ -356,7 +357,10 @@ static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int for
     lb_node_in_shape(m, n, 0, &ic, &ih, &iw);
     /* col[k]: the PyTorch column of runtime column k */
     int64_t *col = malloc(sizeof(int64_t) * (size_t)Kc);
-    if (!col) return lb_fail(LB_ERR_NOMEM, "out of memory");
+    if (!col) {
+        if (pre) free(pre->codes), free(pre->table);
+        return lb_fail(LB_ERR_NOMEM, "out of memory");
+    }
     if (n->op == LB_OP_CONV) {
         const int64_t I = wt->shape[1], KH = wt->shape[2], KW = wt->shape[3];
         for (int64_t kh = 0; kh < KH; kh++)
@@ -377,8 +381,12 @@ static lb_status weight_fields(exporter *e, int i, uint32_t *L, int rec, int for
         L[LBR_L_KH] = L[LBR_L_KW] = 1;
     }
     wform f;
-    int is_float;
-    lb_status s = force_float ? (memset(&f, 0, sizeof f), is_float = 1, LB_OK) : weight_form(m, n, q, t, &f, &is_float);
+    int is_float = 1;
+    lb_status s = LB_OK;
+    if (pre) f = *pre, is_float = !f.codes;
+    else if (force_float) memset(&f, 0, sizeof f);
+    else s = weight_form(m, n, q, t, &f, &is_float);
+    is_float |= force_float;
     if (!s && is_float) {
         /* float weights (the node's effective ones: a quantizer still in float mode
          * passes them through) */
@@ -509,16 +517,19 @@ static lb_status emit(exporter *e, int i) {
         L[LBR_L_OP] = n->op == LB_OP_LSTM ? LBR_OP_LSTM : LBR_OP_GRU;
         /* the runtime takes W and R in one form, both codes of one width or both float */
         int fw = 1, fr = 1;
-        wform f;
-        if ((s = weight_form(m, n, n->wq, n->p0, &f, &fw))) return s;
-        free(f.codes); free(f.table);
-        if ((s = weight_form(m, n, n->rq, n->p0 + 1, &f, &fr))) return s;
-        free(f.codes); free(f.table);
+        wform w, r;
+        if ((s = weight_form(m, n, n->wq, n->p0, &w, &fw))) { free(w.codes); free(w.table); return s; }
+        if ((s = weight_form(m, n, n->rq, n->p0 + 1, &r, &fr))) {
+            free(w.codes); free(w.table); free(r.codes); free(r.table);
+            return s;
+        }
         const int both = !fw && !fr && n->wq->bits == n->rq->bits;
         if (!both && (!fw || !fr))
             fprintf(stderr, "lowbit export: warning: layer '%s': the input and recurrent weights do not share one "
                             "quantized form; both exported in float\n", n->name);
-        if ((s = weight_fields(e, i, L, 0, !both)) || (s = weight_fields(e, i, L, 1, !both))) return s;
+        s = weight_fields(e, i, L, 0, &w, !both); /* frees w */
+        if (s) { free(r.codes); free(r.table); return s; }
+        if ((s = weight_fields(e, i, L, 1, &r, !both))) return s;
         const lb_tensor_entry *b = &m->tensors[n->p0 + 2];
         if ((s = add_f32(e, m->params + b->offset, b->size, &L[LBR_L_POST_ADD]))) return s;
         L[LBR_L_ACT] = n->bitrnn ? LBR_ACT_SIGMOID : LBR_ACT_NONE;

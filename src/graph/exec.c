@@ -138,16 +138,19 @@ void lb_graph_set_input(lb_model *m, const float *x, int B) {
     else lb_nchw_to_nhwc(m->x, x, B, m->in_h, m->in_w, m->in_c, 0);
 }
 
-/* a producer with an activation quantizer is read through its quantized output */
+/* A producer with an activation quantizer is read through its quantized output, unless
+ * the quantizer passes values through (lb_graph_aq_passes): then its consumers read out
+ * and write dout themselves. */
+static int aq_passes(const lb_model *m, const lb_node *p) { return p->aq && lb_graph_aq_passes(m, p); }
 static float *in_ptr(lb_model *m, const lb_node *n, int k) {
     if (n->in[k] < 0) return m->x;
     const lb_node *p = &m->nodes[n->in[k]];
-    return p->aq ? p->qout : p->out;
+    return p->aq && !aq_passes(m, p) ? p->qout : p->out;
 }
 static float *din_ptr(lb_model *m, const lb_node *n, int k) {
     if (!n->need_din[k]) return NULL;
     const lb_node *p = &m->nodes[n->in[k]];
-    return p->aq ? p->dqout : p->dout;
+    return p->aq && !aq_passes(m, p) ? p->dqout : p->dout;
 }
 /* elements per sample of input 0 */
 static int in_elems(const lb_model *m, const lb_node *n) {

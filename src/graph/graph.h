@@ -152,6 +152,11 @@ void lb_graph_wq_forward(lb_model *m, lb_node *n, int training);
 void lb_graph_wq_backward(lb_model *m, lb_node *n);
 void lb_graph_aq_forward(lb_model *m, lb_node *n, int64_t count, int training);
 void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count);
+/* 1 when n's activation quantizer (not an LSTM/GRU's) passes values through (FLOAT mode:
+ * QN's first phase; calibration): its consumers then read n->out and write n->dout
+ * themselves, and the two calls above copy nothing. The mode changes only between steps,
+ * so a step's forward and backward agree. */
+int lb_graph_aq_passes(const lb_model *m, const lb_node *n);
 /* The recurrent weight's quantizer (LSTM/GRU), as wq for the input weight. */
 void lb_graph_rq_forward(lb_model *m, lb_node *n, int training);
 void lb_graph_rq_backward(lb_model *m, lb_node *n);

@@ -341,20 +341,22 @@ void lb_graph_rnn_hook_end(lb_model *m, lb_node *n) {
     }
 }
 
+int lb_graph_aq_passes(const lb_model *m, const lb_node *n) {
+    return !lb_op_is_rnn(n->op) && (m->q_observe || n->aq->mode == LB_QMODE_FLOAT);
+}
+
 void lb_graph_aq_forward(lb_model *m, lb_node *n, int64_t count, int training) {
     lb_quant *q = n->aq;
-    if (m->q_observe || q->mode == LB_QMODE_FLOAT) {
+    if (lb_graph_aq_passes(m, n)) { /* the consumers read n->out itself */
         if (m->q_observe && ops_of(q)->observe) ops_of(q)->observe(q, n->out, count);
-        memcpy(n->qout, n->out, sizeof(float) * (size_t)count);
         return;
     }
     ops_of(q)->forward(q, n->qout, n->out, count, training && !m->q_hard);
 }
 
 void lb_graph_aq_backward(lb_model *m, lb_node *n, int64_t count) {
-    (void)m;
     lb_quant *q = n->aq;
-    if (q->mode == LB_QMODE_FLOAT) { memcpy(n->dout, n->dqout, sizeof(float) * (size_t)count); return; }
+    if (lb_graph_aq_passes(m, n)) return; /* the consumers wrote n->dout itself */
     ops_of(q)->backward(q, n->dout, n->dqout, n->out, count, 0);
 }
 

@@ -104,11 +104,15 @@ typedef enum {
     LBR_PATH_S8U8,          /* integer levels |l| <= 127 x codes */
     LBR_PATH_BITSERIAL,     /* levels in {-1, 0, +1} x codes as bit planes */
     LBR_PATH_SHIFT,         /* levels 0 or +-2^e, e <= 7, x codes (only when asked: lbr_options.prefer_shift) */
-    LBR_PATH_BUCKET,        /* codebook weights of <= 4 bits x codes as bit planes */
+    LBR_PATH_BUCKET,        /* codebook weights of <= 4 bits x codes as bit planes (see LBR_BUCKET_MAX_WORK) */
     LBR_PATH_XNOR,          /* levels in {-1, +1} (1 bit) x 1-bit codes: xnor-popcount (unless lbr_options.no_xnor) */
     LBR_PATH_COUNT
 } lbr_path;
 extern const char *const lbr_path_names[LBR_PATH_COUNT];   /* "none", "float", "s8u8", ... */
+
+/* Codebook layers run on the bucket kernels up to this much work per MAC (2^w_bits x
+ * input bits; beyond it the float path is as fast or faster, lbr.c says where measured). */
+#define LBR_BUCKET_MAX_WORK 24
 
 /* Load options; NULL means all zero (the best kernels this CPU runs). */
 typedef struct lbr_options {
@@ -117,6 +121,8 @@ typedef struct lbr_options {
     int prefer_shift;    /* 1: power-of-two levels take LBR_PATH_SHIFT rather than S8U8 */
     int avx2_only;       /* 1: AVX2 variants even where AVX-512 runs (tests, benchmarks; same bits) */
     int no_xnor;         /* 1: binary weights with 1-bit inputs take BITSERIAL rather than XNOR (same bits) */
+    int prefer_bucket;   /* 1: codebook weights of <= 4 bits take BUCKET whatever their cost; by default
+                          * only where 2^w_bits x input bits <= LBR_BUCKET_MAX_WORK, else FLOAT */
 } lbr_options;
 
 typedef struct lbr_model lbr_model;

@@ -70,15 +70,18 @@ static inline float lbr_pot_value(int32_t code, float s, int e_min) {
 
 /* Number of thresholds t[0] < ... < t[n-1] with t[i] <= x: the code of a monotone step
  * quantizer given by its decision thresholds (balanced bins, Quantization Networks'
- * steps at evaluation). Binary search, so n up to 255 costs 8 comparisons. */
+ * steps at evaluation). A binary search by descending powers of two (the count grows by
+ * `step` while t[count + step - 1] <= x), so n up to 255 costs 8 comparisons, and without
+ * branches: a data-dependent branch here mispredicted half the time (measured: the
+ * runtime's 8-bit activations). NaN compares false everywhere: code 0. */
 static inline int32_t lbr_step_code(float x, const float *t, int n) {
-    int lo = 0, hi = n; /* answer in [lo, hi] */
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (t[mid] <= x) lo = mid + 1;
-        else hi = mid;
+    int step = 1, c = 0;
+    while (step <= n >> 1) step <<= 1;  /* the largest power of two <= n (n >= 1) */
+    for (; n > 0 && step > 0; step >>= 1) {
+        const int p = c + step;       /* take t[p - 1] into the count if it is <= x */
+        c = p <= n && t[p <= n ? p - 1 : 0] <= x ? p : c;
     }
-    return lo;
+    return c;
 }
 
 #endif

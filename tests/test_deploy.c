@@ -45,7 +45,7 @@ static const cfg CFGS[] = {
     {"uniform:4/4,mode=maxabs,per=channel", LBR_PATH_S8U8, LBR_PATH_NONE},
     {"balanced:2/2", LBR_PATH_S8U8, LBR_PATH_NONE},
     {"balanced:4/4,percentile=mean", LBR_PATH_S8U8, LBR_PATH_NONE},
-    {"uniq:4/4", LBR_PATH_BUCKET, LBR_PATH_NONE},
+    {"uniq:4/4", LBR_PATH_FLOAT, LBR_PATH_NONE},  /* J x bits = 64: float, bucket only with prefer_bucket */
     {"uniq:2/2", LBR_PATH_BUCKET, LBR_PATH_NONE},
     {"syq:1/1,group=layer", LBR_PATH_XNOR, LBR_PATH_NONE}, /* binary weights, 1-bit codes */
     {"syq:1/1,group=row", LBR_PATH_XNOR, LBR_PATH_NONE},
@@ -129,7 +129,7 @@ static void check_cfg(const cfg *c, const float *x) {
     CHECK_OK(lb_export_lbm_buffer(m, &buf, &len, &info));
     lbr_path paths[16] = {0};
     lbr_options best = {0}, refk = {.ref_kernels = 1}, flt = {.float_only = 1}, avx2 = {.avx2_only = 1},
-                nox = {.no_xnor = 1};
+                nox = {.no_xnor = 1}, buck = {.prefer_bucket = 1};
     if (!buf || run_lbm(buf, len, &best, x, N, out, paths)) {
         CHECK_MSG(0, "%s: export or runtime failed", c->quant);
         goto done;
@@ -162,6 +162,16 @@ static void check_cfg(const cfg *c, const float *x) {
     CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: best and AVX2 kernels differ", c->quant);
     CHECK(!run_lbm(buf, len, &nox, x, N, out2, NULL)); /* xnor layers on bitserial */
     CHECK_MSG(!memcmp(out, out2, sizeof(float) * N * 7), "%s: xnor and bitserial differ", c->quant);
+    if (!strncmp(c->quant, "uniq:", 5)) { /* every codebook layer on the bucket kernels: the same predictions */
+        lbr_path bp[16] = {0};
+        CHECK(!run_lbm(buf, len, &buck, x, N, out2, bp));
+        CHECK_MSG(bp[1] == LBR_PATH_BUCKET && bp[3] == LBR_PATH_BUCKET && bp[4] == LBR_PATH_BUCKET,
+                  "%s: prefer_bucket paths %s %s %s", c->quant, lbr_path_names[bp[1]], lbr_path_names[bp[3]],
+                  lbr_path_names[bp[4]]);
+        agree = 0;
+        for (int i = 0; i < N; i++) agree += argmax(out2 + i * 7, 7) == argmax(ref + i * 7, 7);
+        CHECK_MSG(agree >= N - 1, "%s: bucket path: %d of %d predictions agree", c->quant, agree, N);
+    }
     /* every layer in float on the decoded values: the same predictions */
     CHECK(!run_lbm(buf, len, &flt, x, N, out2, NULL));
     agree = close = 0;

@@ -5,6 +5,7 @@
  * UNIQ and Quantization Networks have their own files (test_quant_uniq.c, _qn.c). */
 #include "graph/graph.h"
 #include "quant/quant.h"
+#include "lbr_quant.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -472,7 +473,26 @@ static void test_bops(void) {
     lb_model_destroy(m);
 }
 
+/* lbr_step_code (lbr_quant.h, shared by training and the runtime) against counting: every
+ * n from 0 to 300 thresholds (sorted, with ties), x on, between and beyond them, and NaN. */
+static void test_step_code(void) {
+    float t[300];
+    int bad = 0;
+    for (int n = 0; n <= 300; n++) {
+        for (int i = 0; i < n; i++) t[i] = (float)(i / 3) * 0.5f; /* each value three times */
+        for (int k = -3; k <= 2 * n / 3 + 3; k++) {
+            const float x = (float)k * 0.25f;
+            int want = 0;
+            for (int i = 0; i < n; i++) want += t[i] <= x;
+            bad += lbr_step_code(x, t, n) != want;
+        }
+        bad += lbr_step_code(NAN, t, n) != 0;
+    }
+    CHECK_MSG(bad == 0, "lbr_step_code: %d counts differ from counting", bad);
+}
+
 int main(void) {
+    test_step_code();
     test_uniform();
     test_balanced();
     test_syq();

@@ -177,21 +177,22 @@ static void set_weights(tl *L, int kind, int bits, int wgroup, int lv, int exact
     }
 }
 
-enum { ENC_NONLIN = 8 }; /* STEPS with non-linear values 0, s, 2s, 4s, ... */
+enum { ENC_NONLIN = 8, ENC_SQUARE = 9 }; /* STEPS with non-linear values 0, s, 2s, 4s, ... or s j^2 */
 
 /* POST_*, ACT and the encode: out bits `bits` (0: float) with ENC `enc` and code step
  * `step`. POST_MUL is a power of two chosen so that the sums span about the code range. */
 static void set_post(const tnet *t, tl *L, int act, int bits, int enc, float step, int post) {
     const int K = 1 << bits;
-    L->act = act, L->out_bits = bits, L->enc = enc == ENC_NONLIN ? LBR_ENC_STEPS : enc;
+    L->act = act, L->out_bits = bits, L->enc = enc == ENC_NONLIN || enc == ENC_SQUARE ? LBR_ENC_STEPS : enc;
     if (enc == LBR_ENC_POT) step = 1.0f / (float)K;
     for (int j = 0; j < K && bits; j++)
         L->outv[j] = enc == LBR_ENC_UNIFORM ? lbr_act_value(j, K, step * (float)(K - 1))
                      : enc == LBR_ENC_POT   ? lbr_act_pot_value(j, bits)
                      : enc == ENC_NONLIN    ? (j ? step * ldexpf(1.0f, j - 1) : 0.0f)
+                     : enc == ENC_SQUARE    ? step * (float)(j * j)
                                             : step * (float)j;
     if (enc == LBR_ENC_UNIFORM) L->encp[0] = step * (float)(K - 1), L->nencp = 1;
-    if (enc == LBR_ENC_STEPS || enc == ENC_NONLIN) {
+    if (enc == LBR_ENC_STEPS || enc == ENC_NONLIN || enc == ENC_SQUARE) {
         L->encp[0] = 1.0f, L->nencp = K;
         for (int j = 1; j < K; j++) L->encp[j] = 0.5f * (L->outv[j - 1] + L->outv[j]); /* midpoints */
     }
@@ -518,18 +519,27 @@ static void compare(const char *ctx, const tl *L, const rtensor *R, const float 
         CHECK_MSG(inexact == 0, "%s: %zu of %zu outputs differ from the exact reference", ctx, inexact, batch * per);
 }
 
-enum { NOPT = 6 };
-static const lbr_options OPTS[NOPT] = {
-    {0}, {.ref_kernels = 1}, {.float_only = 1}, {.prefer_shift = 1}, {.avx2_only = 1}, {.no_xnor = 1}};
-static const char *const OPT_NAMES[NOPT] = {"best", "ref_kernels", "float_only", "prefer_shift", "avx2_only", "no_xnor"};
+enum { NOPT = 7 };
+static const lbr_options OPTS[NOPT] = {{0},
+                                       {.ref_kernels = 1},
+                                       {.float_only = 1},
+                                       {.prefer_shift = 1},
+                                       {.avx2_only = 1},
+                                       {.no_xnor = 1},
+                                       {.prefer_bucket = 1}};
+static const char *const OPT_NAMES[NOPT] = {"best",      "ref_kernels", "float_only",   "prefer_shift",
+                                            "avx2_only", "no_xnor",     "prefer_bucket"};
 
 /* The path layer l must run on under option set k: the layer's own expectation, float
- * under float_only, and binary levels with 1-bit inputs on xnor unless no_xnor. */
+ * under float_only, binary levels with 1-bit inputs on xnor unless no_xnor, and codebooks
+ * on bucket only up to LBR_BUCKET_MAX_WORK (J x input bits) unless prefer_bucket. */
 static lbr_path expected_path(const tnet *t, int l, int k) {
     const tl *L = &t->L[l];
     if (k == 2) return L->path ? LBR_PATH_FLOAT : LBR_PATH_NONE;
     const lbr_path p = k == 3 ? L->path_shift : L->path;
     const float *vals;
+    if (p == LBR_PATH_BUCKET && k != 6 && (1 << L->w_bits) * t_bits(t, L->in0, &vals) > LBR_BUCKET_MAX_WORK)
+        return LBR_PATH_FLOAT;
     if (p == LBR_PATH_BITSERIAL && k != 5 && L->w_bits == 1 && L->levels[0] * L->levels[1] == -1 &&
         t_bits(t, L->in0, &vals) == 1)
         return LBR_PATH_XNOR;
@@ -584,6 +594,7 @@ static void check_net(const char *name, const tnet *t, int max_batch, int exact)
     if (exact) {
         CHECK_MSG(!memcmp(out[0], out[2], batch * per * sizeof(float)), "%s: float_only differs", name);
         CHECK_MSG(!memcmp(out[0], out[3], batch * per * sizeof(float)), "%s: prefer_shift differs", name);
+        CHECK_MSG(!memcmp(out[0], out[6], batch * per * sizeof(float)), "%s: prefer_bucket differs", name);
     }
     /* each sample alone, at max_batch and at max_batch 1 */
     const size_t nin = (size_t)t->in_c * t->in_h * t->in_w;
@@ -659,7 +670,8 @@ static void make_chain(tnet *t) {
 
     L = add_gemm(t, 4, rrange(1, 13));
     set_weights(L, WK_CODEBOOK, rrange(1, 4), LBR_WG_ROW, 0, 1);
-    set_post(t, L, 1, 3, LBR_ENC_STEPS, 0.5f, 1);
+    static const int sbits[] = {3, 5, 8}; /* 5, 8: more steps than are counted (emit_row_float) */
+    set_post(t, L, 1, pick(sbits, 3), LBR_ENC_STEPS, 0.5f, 1);
     L->path = L->path_shift = LBR_PATH_BUCKET;
 
     L = add_gemm(t, 5, rrange(1, 13));
@@ -786,7 +798,8 @@ static void make_float_forms(tnet *t) {
     t->in_c = rrange(1, 4), t->in_h = t->in_w = rrange(5, 9);
     tl *L = add_conv(t, 0, rrange(1, 13), 3, 1, rnd(2), 1);
     set_weights(L, WK_FLOAT, 0, 0, 0, 1);
-    set_post(t, L, 1, 3, ENC_NONLIN, 0.25f, 1);
+    if (rnd(2)) set_post(t, L, 1, 3, ENC_NONLIN, 0.25f, 1);
+    else set_post(t, L, 1, 5, ENC_SQUARE, 0.25f, 1); /* uneven steps: emit_row_float's search */
     L->path = L->path_shift = LBR_PATH_FLOAT;
 
     L = add_conv(t, 1, rrange(1, 13), 3, 1, 1, 1); /* ternary, but the input is not linear */

@@ -167,7 +167,7 @@ done:
 int cmd_run(int argc, char **argv) {
     const char *cmd = "run";
     const char *data = "fashion-mnist", *kernels = "best", *check = NULL, *vocab = NULL, *split = "test";
-    int json = 0, batch = 64, prefer_shift = 0, no_xnor = 0, lat_n = 1000, threads = 0;
+    int json = 0, batch = 64, prefer_shift = 0, prefer_bucket = 0, no_xnor = 0, lat_n = 1000, threads = 0;
     int64_t limit = 0;
     cli_arg args[] = {
         {"--data", ARG_STR, &data, "NAME|DIR|IMG,LBL", "data set (default fashion-mnist), test split", 0},
@@ -177,6 +177,8 @@ int cmd_run(int argc, char **argv) {
         {"--kernels", ARG_STR, &kernels, "best|ref|float", "best: the fastest variants this CPU runs; ref: scalar references "
                                                            "(bit-identical); float: every layer on decoded float values", 0},
         {"--prefer-shift", ARG_FLAG, &prefer_shift, NULL, "power-of-two weights on the shift kernels rather than int8", 0},
+        {"--prefer-bucket", ARG_FLAG, &prefer_bucket, NULL, "codebook weights (UNIQ) on the bucket kernels even where the float path "
+         "is faster (2^w_bits x input bits > 24)", 0},
         {"--no-xnor", ARG_FLAG, &no_xnor, NULL, "binary weights with 1-bit inputs on the bit-serial kernels rather than "
                                                  "xnor (same results; for comparison)", 0},
         {"--check", ARG_STR, &check, "CKPT", "compare predictions and logits with lowbit's own forward of CKPT", 0},
@@ -204,6 +206,7 @@ int cmd_run(int argc, char **argv) {
     else if (!strcmp(kernels, "float")) opt.float_only = 1;
     else if (strcmp(kernels, "best")) return cli_error(cmd, EXIT_USAGE, "--kernels must be best, ref or float, not '%s'", kernels);
     opt.prefer_shift = prefer_shift;
+    opt.prefer_bucket = prefer_bucket;
     opt.no_xnor = no_xnor;
 
     uint8_t *buf = NULL;

@@ -29,11 +29,14 @@ CSV=$OUT/results.csv
 # methods once
 CONFIGS=("fp32 0" "fp32 1" "fp32 2" "balanced:4/4 0")
 for s in 0 1 2; do CONFIGS+=("balanced:2/2 $s" "uniform:2/2 $s" "balanced:3/3 $s" "uniform:3/3 $s"); done
-CONFIGS+=("balanced:4/4 1" "balanced:4/4 2" "uniform:4/4 0" "uniq:4/4 0" "qn:4/4 0" "pot:4/4 0" "syq:2/4 0")
+CONFIGS+=("balanced:4/4 1" "balanced:4/4 2" "uniform:4/4 0" "uniq:4/4,final=none 0" "qn:4/4 0" "pot:4/4 0" "syq:2/4 0")
 # UNIQ's gradual stages and QN's three phases freeze weights part-way, a recipe for
 # fine-tuning a trained network (as both papers do); from scratch in 3 epochs they leave
-# the LSTM undertrained, so the one-shot variants run beside them
-CONFIGS+=("uniq:4/4,stages=1 0" "qn:4/4,phases=1 0")
+# the LSTM undertrained, so the one-shot variants run beside them. UNIQ runs with
+# final=none, the schedule it had when these rows were measured (its default now adds a
+# final stage with every quantized layer frozen, which from scratch under --quant-all
+# would freeze the whole network)
+CONFIGS+=("uniq:4/4,stages=1,final=none 0" "qn:4/4,phases=1 0")
 for line in "${CONFIGS[@]}"; do
   read -r q seeds <<<"$line"
   [[ $q =~ $ONLY ]] || continue

@@ -38,9 +38,15 @@ CONFIGS=(
   "uniform:4/4 0" "balanced:4/4 0" "uniq:4/4 0 1 2" "qn:4/4 0 1 2" "pot:4/4 0"  # the two closest to the bar: 3 seeds
   "uniq:4/8 0"
   "balanced:2/2 0 1 2" "uniform:2/2 0 1 2" "balanced:2/4 0 1 2" "uniform:2/4 0 1 2"
-  "uniq:2/2 0 1 2" "qn:2/2,tmul=50,atmul=20 0 1 2"  # QN W2: ternary weights need a high T (docs/methods.md)
+  "uniq:2/2 0 1 2"
+  "uniq:2/2,final=ste 0 1 2"  # UNIQ W2/A2: its final stage trained straight-through (docs/methods.md)
+  # QN W2: ternary weights need a high T, 2-bit activations the released code's gradient (docs/methods.md)
+  "qn:2/2,tmul=50,atmul=20,agrad=code 0 1 2"
   "syq:2/4 0" "syq:1/4 0"
   "balanced:2/4,percentile=mean 0" "uniform:2/4,mode=maxabs 0" "pot:3/4 0" "uniform:3/4 0"
+  # ablations: UNIQ's final stage and training rule (METHODS.md's "must show"), QN's gradients
+  "uniq:2/2,train=ste 0" "uniq:2/2,stages=1 0" "uniq:2/2,final=none 0 1 2" "uniq:4/4,final=none 0 1 2"
+  "qn:2/2,tmul=50,atmul=20 0 1 2"
 )
 for line in "${CONFIGS[@]}"; do
   read -r q seeds <<<"$line"

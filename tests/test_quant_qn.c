@@ -427,6 +427,34 @@ static void test_backward_modes(void) {
     CHECK_CLOSE(q->glearn[0][0], ga, 1e-4, 1e-5);
     CHECK_CLOSE(q->glearn[1][0], gb, 1e-4, 1e-5);
 
+    /* agrad=code on activations: g from sigmoids at T = 1 and no factor T (qa.py), in dx
+     * and dbeta alike; dalpha is still the soft output at T */
+    {
+        static float xa[N], dxa[N];
+        lb_qcfg ca;
+        const qcase ka = {"qn:2/2,agrad=code", LB_QA, ""};
+        lb_quant *qa = mk_init(&ca, &ka, N, xa);
+        CHECK_MSG(qa, "%s", lb_last_error());
+        if (qa) {
+            double Ya[256];
+            int nYa = target_set(qa, "", Ya);
+            const float aa = qa->learn[0][0], ba = qa->learn[1][0];
+            qa->temperature = T;
+            ops(qa)->backward(qa, dxa, dy, xa, N, 0);
+            double gaa = 0, gba = 0, wa = 0;
+            for (int i = 0; i < N; i++) {
+                double g1, yi = ref_y(qa, Ya, nYa, xa[i], T, 1, &g1);
+                wa = fmax(wa, fabs(dxa[i] - dy[i] * aa * ba * g1) / (1e-5 * aa * ba * stot_of(Ya, nYa)));
+                gaa += dy[i] * (yi / aa);
+                gba += dy[i] * (double)xa[i] * aa * g1;
+            }
+            CHECK_MSG(wa <= 1, "agrad=code: dx off the released code's rule by %g x 1e-5", wa);
+            CHECK_CLOSE(qa->glearn[0][0], gaa, 1e-4, 1e-5);
+            CHECK_CLOSE(qa->glearn[1][0], gba, 1e-4, 1e-5);
+            lb_quant_free(qa);
+        }
+    }
+
     /* acc adds to dx; glearn is overwritten, b's gradient is zero */
     q->glearn[0][0] = 123;
     q->glearn[2][0] = 7;

@@ -198,6 +198,21 @@ static void test_noise(int bits) {
         q->method->w->forward(q, y, x, N, training);
         CHECK(!memcmp(y, x, N * sizeof *y));
     }
+    /* train=ste: the stage in training sees the hard quantizer, not noise */
+    snprintf(s, sizeof s, "uniq:%d/4,train=ste", bits);
+    lb_qcfg cfg2;
+    lb_quant *qs = make(&cfg2, s, N);
+    CHECK_MSG(qs, "%s", lb_last_error());
+    if (qs) {
+        qs->noise_key = q->noise_key;
+        qs->step = 5;
+        qs->mode = LB_QMODE_QUANT;
+        qs->method->w->forward(qs, y, x, N, 1);
+        q->mode = LB_QMODE_HARD;
+        q->method->w->forward(q, y2, x, N, 0);
+        CHECK_MSG(!memcmp(y, y2, N * sizeof *y), "train=ste: training forward differs from the hard quantizer");
+        lb_quant_free(qs);
+    }
     lb_quant_free(q);
     free(x);
     free(y);
@@ -206,9 +221,26 @@ static void test_noise(int bits) {
 
 /* 5. gradual schedule */
 static void test_schedule(void) {
-    lb_qcfg cfg[4];
-    const char *specs[4] = {"uniq:2/4", "uniq:2/4,stages=1", "uniq:2/4,stage_epochs=1", "uniq:2/4,stages=2"};
-    for (int c = 0; c < 4; c++) {
+    enum { NS = 6, Q = LB_QMODE_QUANT, F = LB_QMODE_FLOAT, H = LB_QMODE_HARD, HT = 3 /* hard, still trained */ };
+    lb_qcfg cfg[NS];
+    const char *specs[NS] = {"uniq:2/4", "uniq:2/4,stages=1", "uniq:2/4,stage_epochs=1", "uniq:2/4,stages=2",
+                             "uniq:2/4,final=none", "uniq:2/4,final=ste"};
+    /* expected mode of each layer at epochs 0, 3, 7 of an 8-epoch run */
+    static const int want[NS][3][4] = {
+        /* default: 4 stages and the final one, 1.6 epochs each */
+        {{Q, F, F, F}, {H, Q, F, F}, {H, H, H, H}},
+        /* stages=1: all noisy at once (one-shot), then the final stage */
+        {{Q, Q, Q, Q}, {Q, Q, Q, Q}, {H, H, H, H}},
+        /* stage_epochs=1: 4 stages of 1 epoch; the final stage runs to the end */
+        {{Q, F, F, F}, {H, H, H, Q}, {H, H, H, H}},
+        /* stages=2: layers {0,1}, {2,3}, then the final stage, 2.67 epochs each */
+        {{Q, Q, F, F}, {H, H, Q, Q}, {H, H, H, H}},
+        /* final=none: 4 stages of 2 epochs, the last one noisy to the end */
+        {{Q, F, F, F}, {H, Q, F, F}, {H, H, H, Q}},
+        /* final=ste: as the default, but the final stage trains every layer */
+        {{Q, F, F, F}, {H, Q, F, F}, {HT, HT, HT, HT}}};
+    static const int epochs[3] = {0, 3, 7};
+    for (int c = 0; c < NS; c++) {
         lb_quant *q[4];
         int ok = 1;
         for (int l = 0; l < 4; l++) {
@@ -219,33 +251,15 @@ static void test_schedule(void) {
             q[l]->n_layers = 4;
         }
         if (!ok) continue;
-        /* expected mode of each layer at epochs 0, 3, 7 of an 8-epoch run */
-        static const int want[4][3][4] = {
-            /* default: 4 stages of 2 epochs */
-            {{LB_QMODE_QUANT, LB_QMODE_FLOAT, LB_QMODE_FLOAT, LB_QMODE_FLOAT},
-             {LB_QMODE_HARD, LB_QMODE_QUANT, LB_QMODE_FLOAT, LB_QMODE_FLOAT},
-             {LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_QUANT}},
-            /* stages=1: all noisy at once (one-shot) */
-            {{LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT},
-             {LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT},
-             {LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_QUANT}},
-            /* stage_epochs=1: 4 stages of 1 epoch; the last one stays noisy to the end */
-            {{LB_QMODE_QUANT, LB_QMODE_FLOAT, LB_QMODE_FLOAT, LB_QMODE_FLOAT},
-             {LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_QUANT},
-             {LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_QUANT}},
-            /* stages=2: layers {0,1}, {2,3}, 4 epochs each */
-            {{LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_FLOAT, LB_QMODE_FLOAT},
-             {LB_QMODE_QUANT, LB_QMODE_QUANT, LB_QMODE_FLOAT, LB_QMODE_FLOAT},
-             {LB_QMODE_HARD, LB_QMODE_HARD, LB_QMODE_QUANT, LB_QMODE_QUANT}}};
-        static const int epochs[3] = {0, 3, 7};
         for (int e = 0; e < 3; e++)
             for (int l = 0; l < 4; l++) {
                 lb_qsched s = {.step = 100 * epochs[e] + 7, .steps_per_epoch = 100, .total_steps = 800,
                                .epoch = epochs[e], .epochs = 8};
                 q[l]->method->w->schedule(q[l], &s);
-                CHECK_MSG(q[l]->mode == want[c][e][l], "%s epoch %d layer %d: mode %d, expected %d", specs[c], epochs[e], l,
-                          q[l]->mode, want[c][e][l]);
-                CHECK(q[l]->frozen == (want[c][e][l] == LB_QMODE_HARD));
+                const int w = want[c][e][l], mode = w == HT ? H : w;
+                CHECK_MSG(q[l]->mode == mode, "%s epoch %d layer %d: mode %d, expected %d", specs[c], epochs[e], l,
+                          q[l]->mode, mode);
+                CHECK_MSG(q[l]->frozen == (w == H), "%s epoch %d layer %d: frozen %d", specs[c], epochs[e], l, q[l]->frozen);
                 CHECK(q[l]->step == s.step);
             }
         for (int l = 0; l < 4; l++) lb_quant_free(q[l]);
@@ -277,6 +291,8 @@ static void test_backward_and_errors(void) {
         {"uniq:2/4,stages=-1", "stages"},       {"uniq:2/4,stages=abc", "stages"},
         {"uniq:2/4,stages=1.5", "stages"},      {"uniq:2/4,stage_epochs=-2", "stage_epochs"},
         {"uniq:2/4,stage_epochs=x", "stage_epochs"}, {"uniq:2/4,foo=1", "foo"},
+        {"uniq:2/4,final=soft", "final"},       {"uniq:2/4,final=", "final"},
+        {"uniq:2/4,train=hard", "train"},
         {"uniq:9/4", "9"},                      {"uniq:0/4", "0"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lb_quant *b = make(&cfg, bad[i].spec, 1000);
@@ -293,7 +309,7 @@ static void test_backward_and_errors(void) {
     CHECK(f == NULL && strstr(lb_last_error(), "bits"));
     /* the method's table row */
     const lb_qmethod *m = lb_qmethod_find("uniq");
-    CHECK(m && !strcmp(m->recipe, "sgd lr=0.005 bnfix=200") && !strcmp(m->opts, "stages stage_epochs"));
+    CHECK(m && !strcmp(m->recipe, "sgd lr=0.005 bnfix=200") && !strcmp(m->opts, "stages stage_epochs final train"));
     CHECK(m && m->a == &lb_qops_act_uniform);
 }
 

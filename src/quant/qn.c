@@ -41,6 +41,7 @@ typedef struct qn_state {
     float tmul;                /* T = tmul * (epochs active + 1) */
     int phases;                /* 3 or 1 */
     int grad_code;             /* weights: the released code's T = 1 surrogate */
+    int agrad_code;            /* activations: the released code's T = 1 gradient */
     int kmeans;                /* thresholds from k-means (else midpoints of Y) */
     /* activation calibration: max |x| over all observed values and a uniform
      * subsample: value number g of the stream is kept while g % stride == 0; when the
@@ -332,7 +333,10 @@ static void qn_encode(const lb_quant *q, int32_t *codes, const float *x, int64_t
 /* dx = dy * alpha*T*beta * g, g = sum_i s_i sig_i (1 - sig_i)
  * dalpha = sum dy * (sum_i s_i sig_i - o),  dbeta = alpha*T * sum dy * x * g
  * grad=code (weights): g from sigmoids at T = 1 (times T), as the released code does
- * for both the weight and the beta gradient. The sums: QN_CHUNKS fixed ranges, each a
+ * for both the weight and the beta gradient. agrad=code (activations): g from sigmoids
+ * at T = 1 and not times T, the released code's activation backward (qa.py), so dx and
+ * dbeta are those of the T = 1 function: a smooth ramp over the quantizer's range
+ * instead of the paper's comb of spikes T wide at the thresholds. The sums: QN_CHUNKS fixed ranges, each a
  * run of float block sums added in double, then the ranges in order: the same result
  * for any thread count. */
 static void qn_backward(lb_quant *q, float *dx, const float *dy, const float *x, int64_t n, int acc) {
@@ -346,11 +350,13 @@ static void qn_backward(lb_quant *q, float *dx, const float *dy, const float *x,
         if (!acc) memset(dx, 0, (size_t)n * sizeof *dx);
         return;
     }
-    const int code = q->role == LB_QW && st->grad_code;
+    const int acode = q->role == LB_QA && st->agrad_code;
+    const int code = (q->role == LB_QW && st->grad_code) || acode;
     qn_tab t, t1;
     qn_tab_build(&t, st, b, q->temperature);
     if (code) qn_tab_build(&t1, st, b, 1.0f);
-    const float T = q->temperature, c = alpha * T * beta, o = st->o;
+    /* T: the factor of the input and beta gradients (1 for the activations' code rule) */
+    const float T = acode ? 1.0f : q->temperature, c = alpha * T * beta, o = st->o;
     double pa[QN_CHUNKS], pb[QN_CHUNKS];
     #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < QN_CHUNKS; ch++) {
@@ -576,11 +582,12 @@ static void qn_init(lb_quant *q, const float *x, int64_t n) {
 static lb_status qn_setup(lb_quant *q) {
     if (q->bits < 1 || q->bits > 8) return lb_fail(LB_ERR_INVALID, "%s: qn takes 1 to 8 bits, not %d", q->name, q->bits);
     double tmul, atmul;
-    int phases, grad, set, bk, ab;
+    int phases, grad, agrad, set, bk, ab;
     lb_status s;
     if ((s = lb_qopt_num(q, "tmul", 5, 1e-3, 2000, &tmul)) || (s = lb_qopt_num(q, "atmul", tmul, 1e-3, 2000, &atmul)) ||
         (s = lb_qopt_choice(q, "phases", "3 1", &phases)) ||
-        (s = lb_qopt_choice(q, "grad", "exact code", &grad)) || (s = lb_qopt_choice(q, "set", "pow2 int", &set)) ||
+        (s = lb_qopt_choice(q, "grad", "exact code", &grad)) || (s = lb_qopt_choice(q, "agrad", "exact code", &agrad)) ||
+        (s = lb_qopt_choice(q, "set", "pow2 int", &set)) ||
         (s = lb_qopt_choice(q, "b", "kmeans linear", &bk)) || (s = lb_qopt_choice(q, "ab", "log linear", &ab)))
         return s;
     const int B = q->bits;
@@ -613,6 +620,7 @@ static lb_status qn_setup(lb_quant *q) {
     st->tmul = (float)(q->role == LB_QA ? atmul : tmul);
     st->phases = phases == 0 ? 3 : 1;
     st->grad_code = grad == 1;
+    st->agrad_code = agrad == 1;
     /* b=kmeans by default for weights (the paper), b=linear for activations: k-means on
      * ReLU outputs (a spike at 0, a long tail) pulls the thresholds towards 0 while the
      * levels stay at alpha*j, so values map to levels well above them (8-10x the hard
@@ -651,4 +659,4 @@ static const lb_qops qn_w = {qn_setup, NULL, qn_init, qn_forward, qn_backward, q
 static const lb_qops qn_a = {qn_setup, qn_observe, qn_init, qn_forward, qn_backward, qn_schedule, qn_encode, qn_release};
 
 const lb_qmethod lb_qm_qn = {"qn", "Quantization Networks: sum of sigmoid steps, temperature raised to the hard steps",
-                             "tmul atmul phases grad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.005 clip=5"};
+                             "tmul atmul phases grad agrad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.005 clip=5"};

@@ -51,7 +51,11 @@ MARKERS = {"uniform": "o", "balanced": "s", "uniq": "^", "syq": "D", "qn": "v", 
 OPT_SHORT = {"mode": "", "percentile": "pct=", "group": "group=", "per": "per="}
 
 # the sweep's configuration behind a bar where it is not the plain METHOD:W/A
-BAR_QUANT = {"qn:2/2": "qn:2/2,tmul=50,atmul=20"}
+BAR_QUANT = {"qn:2/2": "qn:2/2,tmul=50,atmul=20,agrad=code", "uniq:2/2": "uniq:2/2,final=ste"}
+
+# ablation rows: in the table, kept out of the plots (one marker per method and bit width)
+PLOT_SKIP = {"uniq:2/2,train=ste", "uniq:2/2,stages=1", "uniq:2/2,final=none", "uniq:4/4,final=none",
+             "qn:2/2,tmul=50,atmul=20"}
 
 # (method, bits, options, title) for weight_levels.png
 LEVEL_CONFIGS = [
@@ -456,6 +460,8 @@ def scatter_plot(agg, fl, fl_label, xkey, xlabel, title, path):
     fig, ax = plt.subplots(figsize=(9.5, 6.2))
     pts = []
     for q, s in agg.items():
+        if q in PLOT_SKIP:
+            continue
         x = s["bops"] / 1e9 if xkey == "bops" else s["bytes"] / 1000.0
         pts.append((q, s, x))
     # configurations with equal x (same bit widths) are spread sideways, one slot per method

@@ -336,9 +336,9 @@ static void qn_encode(const lb_quant *q, int32_t *codes, const float *x, int64_t
  * for both the weight and the beta gradient. agrad=code (activations): g from sigmoids
  * at T = 1 and not times T, the released code's activation backward (qa.py), so dx and
  * dbeta are those of the T = 1 function: a smooth ramp over the quantizer's range
- * instead of the paper's comb of spikes T wide at the thresholds. The sums: QN_CHUNKS fixed ranges, each a
- * run of float block sums added in double, then the ranges in order: the same result
- * for any thread count. */
+ * instead of the paper's comb of spikes 1/T wide at the thresholds. The sums: QN_CHUNKS
+ * fixed ranges, each a run of float block sums added in double, then the ranges in
+ * order: the same result for any thread count. */
 static void qn_backward(lb_quant *q, float *dx, const float *dy, const float *x, int64_t n, int acc) {
     const qn_state *st = q->state;
     const float alpha = q->learn[QN_ALPHA][0], beta = q->learn[QN_BETA][0];

@@ -351,9 +351,10 @@ static void uniq_init(lb_quant *q, const float *x, int64_t n) {
  * later stages train in float. Then one more stage of the same length (final=hard): every
  * quantized layer hard and frozen while the layers left in float (first and last, batch
  * norm) train on, as each stage's successors did; without it (final=none, the released
- * code) the last stage is only ever trained with noise, and at 2 bits the hard weights
- * of that layer cost fmnist-cnn 1.5 points. final=ste trains every quantized layer
- * through its hard quantizer (straight-through) in that stage instead. */
+ * code) the last stage is only ever trained with noise and meets its hard weights at
+ * evaluation: fmnist-cnn W2/A2 ends about 0.9 points lower (docs/results.md). final=ste
+ * trains every quantized layer through its hard quantizer (straight-through) in that
+ * stage instead. */
 static void uniq_schedule(lb_quant *q, const lb_qsched *s) {
     const uniq_state *st = q->state;
     const int L = LB_MAX(q->n_layers, 1);

@@ -659,4 +659,4 @@ static const lb_qops qn_w = {qn_setup, NULL, qn_init, qn_forward, qn_backward, q
 static const lb_qops qn_a = {qn_setup, qn_observe, qn_init, qn_forward, qn_backward, qn_schedule, qn_encode, qn_release};
 
 const lb_qmethod lb_qm_qn = {"qn", "Quantization Networks: sum of sigmoid steps, temperature raised to the hard steps",
-                             "tmul atmul phases grad agrad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.005 clip=5"};
+                             "tmul atmul phases grad agrad set b arange ab", 1, 8, 1, 8, &qn_w, &qn_a, "sgd lr=0.005 clip=5 bnfix=200"};

@@ -90,7 +90,7 @@ int cmd_train(int argc, char **argv) {
          "syq:2/4, qn:3/3, uniq:4/8, pot:4/4, uniform:2/2); docs/methods.md lists options", 0},
         {"--quant-all", ARG_FLAG, &quant_all, NULL, "quantize the first and last layers too", 0},
         {"--bnfix", ARG_INT, &c.bn_reestimate, "N", "re-estimate batch-norm statistics over N batches at the end "
-         "(default: the method's recipe; UNIQ 200)", 0},
+         "(default: the method's recipe; UNIQ and QN 200)", 0},
         {"--init", ARG_STR, &c.init_path, "CKPT", "start from the weights of this checkpoint", 0},
         {"--out", ARG_STR, &c.out_path, "CKPT", "checkpoint to write (safetensors), required", 0},
         {"--resume", ARG_FLAG, &c.resume, NULL, "continue training from --out (weights, optimizer, position)", 0},

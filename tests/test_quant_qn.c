@@ -711,12 +711,17 @@ static void test_bad_options(void) {
     bad_option("qn:3/4,set=foo", LB_QW, "set");
     bad_option("qn:3/4,phases=2", LB_QA, "phases");
     bad_option("qn:3/4,grad=foo", LB_QW, "grad");
+    bad_option("qn:3/4,agrad=foo", LB_QA, "agrad");
     bad_option("qn:3/4,b=foo", LB_QW, "b=foo");
     bad_option("qn:3/4,ab=lin", LB_QA, "ab");
     bad_option("qn:3/4,atmul=0", LB_QA, "atmul");
     bad_option("qn:3/4,foo=1", LB_QW, "foo");
     bad_option("qn:5/4,set=pow2", LB_QW, "set");
     bad_option("qn:9/4", LB_QW, "bits");
+    /* the method's table row: options, and the recipe with the batch-norm re-estimation */
+    const lb_qmethod *m = lb_qmethod_find("qn");
+    CHECK(m && !strcmp(m->recipe, "sgd lr=0.005 clip=5 bnfix=200") &&
+          !strcmp(m->opts, "tmul atmul phases grad agrad set b arange ab"));
 }
 
 /* qn_exp through the forward: 1-bit activations {0, 1} with alpha = beta = T = 1, b = 0

@@ -280,7 +280,8 @@ static void uniq_forward(lb_quant *q, float *y, const float *x, int64_t n, int t
     const int K = 1 << q->bits;
     uniq_fit f;
     uniq_fit_tensor(q, x, n, &f);
-    if (training && q->mode == LB_QMODE_QUANT && !((const uniq_state *)q->state)->ste) uniq_noisy(q, &f, y, x, n, K);
+    const uniq_state *st = q->state;
+    if (training && q->mode == LB_QMODE_QUANT && !st->ste) uniq_noisy(q, &f, y, x, n, K);
     else uniq_hard(&f, y, x, n, K);
 }
 
